@@ -1,0 +1,98 @@
+"""What every notebook does right after its `parameters` cell, and what it leaves behind.
+
+    P = nb.setup(mode=mode, device=device, dataset=dataset, data_root=data_root,
+                 seed=seed, out_dir=out_dir)
+
+checks every parameter (a bad value stops the notebook there, with a message naming the
+parameter and the allowed values), seeds everything, resolves the device and creates
+out_dir. At the end a notebook calls `nb.record_headline(P, ...)`: the course runner
+(`python -m course_utils.runbook`) prints that number in its table.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from .data import DATASETS, MODES
+from .env import DEVICES, resolve_device, seed_everything
+
+
+class ParameterError(ValueError):
+    """A notebook parameter has a value that is not allowed."""
+
+
+@dataclass
+class NotebookParams:
+    mode: str
+    device: torch.device
+    dataset: str
+    data_root: str | None
+    seed: int
+    out_dir: Path
+    extra: dict
+
+    @property
+    def quick(self) -> bool:
+        return self.mode != "full"
+
+    def pick(self, smoke, quick, full):
+        """The value for this mode: P.pick(smoke=1, quick=5, full=100)."""
+        return {"smoke": smoke, "quick": quick, "full": full}[self.mode]
+
+
+def _allowed(name, value, allowed):
+    if value not in allowed:
+        raise ParameterError(
+            f"parameter {name}={value!r} is not allowed; allowed values: "
+            + ", ".join(repr(a) for a in allowed))
+
+
+def setup(*, mode="quick", device="auto", dataset="cifar10", data_root=None, seed=0,
+          out_dir="build/out", datasets=None, **extra) -> NotebookParams:
+    """Validate the notebook parameters and prepare the run. `datasets` restricts the
+    allowed datasets for a lesson that only makes sense on some of them."""
+    _allowed("mode", mode, MODES)
+    _allowed("device", device, DEVICES)
+    _allowed("dataset", dataset, tuple(datasets or DATASETS))
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ParameterError(f"parameter seed={seed!r} is not allowed; allowed values: "
+                             "an integer >= 0")
+    if data_root in ("", "None"):
+        data_root = None
+    if data_root is not None and not Path(data_root).expanduser().is_dir():
+        raise ParameterError(f"parameter data_root={data_root!r} is not an existing folder; "
+                             "allowed values: None (search COURSE_DATA, data/, system copies)"
+                             " or a folder that holds the dataset")
+    for name, value in extra.items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
+            raise ParameterError(f"parameter {name}={value!r} is not allowed; allowed "
+                                 "values: a number >= 0")
+    try:
+        dev = resolve_device(device)
+    except ValueError as e:
+        raise ParameterError(f"parameter {e}") from None
+    seed_everything(seed)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    return NotebookParams(mode, dev, dataset, data_root, seed, out, extra)
+
+
+def record_headline(params: NotebookParams, name: str, value, note: str = "") -> dict:
+    """Write out_dir/headline.json: the one number the course runner shows for a notebook."""
+    rec = {"name": name, "value": value, "note": note, "mode": params.mode,
+           "dataset": params.dataset, "seed": params.seed}
+    tmp = params.out_dir / "headline.json.tmp"
+    tmp.write_text(json.dumps(rec, indent=1, default=str))
+    os.replace(tmp, params.out_dir / "headline.json")
+    return rec
+
+
+def params_dict(params: NotebookParams) -> dict:
+    d = asdict(params)
+    d["device"], d["out_dir"] = str(params.device), str(params.out_dir)
+    return d

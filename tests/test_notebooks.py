@@ -1,0 +1,89 @@
+"""Notebook conventions, papermill runs with injected parameters, and the parameter check.
+(nbval runs the notebooks as committed: `pytest --nbval-lax notebooks`, part of make test.)"""
+import ast
+import json
+from pathlib import Path
+
+import nbformat
+import papermill as pm
+import pytest
+
+from course_utils.nbtools import REQUIRED_PARAMETERS, problems
+from conftest import needs_cifar10, needs_fmnist
+
+REPO = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+IDS = [p.stem for p in NOTEBOOKS]
+
+
+def test_there_are_notebooks():
+    assert NOTEBOOKS, "no notebooks found in notebooks/"
+
+
+def _param_cell(nb):
+    tagged = [i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1, f"expected exactly one cell tagged 'parameters', found {len(tagged)}"
+    return tagged[0]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_conventions(path):
+    nb = nbformat.read(path, as_version=4)
+    i = _param_cell(nb)
+    names = {t.id for node in ast.parse(nb.cells[i].source).body if isinstance(node, ast.Assign)
+             for t in node.targets if isinstance(t, ast.Name)}
+    missing = set(REQUIRED_PARAMETERS) - names
+    assert not missing, f"parameters cell lacks {sorted(missing)}"
+    nxt = next(c for c in nb.cells[i + 1:] if c.cell_type == "code")
+    assert "nb.setup(" in nxt.source, "the cell after 'parameters' must check them with nb.setup"
+    assert problems(nb) == [], "outputs in git outside NBVAL_CHECK_OUTPUT cells"
+    assert nb.metadata["kernelspec"]["name"] == "course-kit"
+    assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# ")
+
+
+def _run(path, tmp_path, **params):
+    out_dir = tmp_path / "out"
+    out = tmp_path / path.name
+    pm.execute_notebook(str(path), str(out), parameters={"out_dir": str(out_dir), **params},
+                        kernel_name="python3", cwd=str(path.parent), progress_bar=False)
+    return nbformat.read(out, as_version=4), out_dir
+
+
+@needs_cifar10
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_papermill_quick_with_another_seed(path, tmp_path):
+    nb, out_dir = _run(path, tmp_path, mode="quick", seed=7)
+    injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert injected and "seed = 7" in injected[0].source
+    head = json.loads((out_dir / "headline.json").read_text())
+    assert head["seed"] == 7 and head["mode"] == "quick" and head["value"] is not None
+
+
+@needs_fmnist
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_papermill_smoke_on_fashion_mnist(path, tmp_path):
+    _, out_dir = _run(path, tmp_path, mode="smoke", dataset="fashion_mnist", seed=3)
+    head = json.loads((out_dir / "headline.json").read_text())
+    assert head["dataset"] == "fashion_mnist" and "Fashion-MNIST" in head["note"]
+
+
+BAD = [("mode", "nonsense", "'smoke', 'quick', 'full'"),
+       ("dataset", "imagenet", "'cifar10', 'cifar100', 'fashion_mnist'"),
+       ("device", "tpu", "'auto', 'cpu', 'cuda', 'mps'"),
+       ("seed", -1, "integer >= 0")]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+@pytest.mark.parametrize("name,value,allowed", BAD, ids=[b[0] for b in BAD])
+def test_bad_parameter_stops_at_the_check(path, tmp_path, name, value, allowed):
+    with pytest.raises(pm.PapermillExecutionError) as e:
+        _run(path, tmp_path, **{name: value})
+    err = e.value
+    assert err.ename == "ParameterError"
+    assert f"{name}={value!r}" in err.evalue and allowed in err.evalue
+    nb = nbformat.read(tmp_path / path.name, as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    k = next(j for j, c in enumerate(code) if "injected-parameters" in c.metadata.get("tags", []))
+    # the cell right after the injected parameters failed; nothing after it ran
+    assert any(o.get("output_type") == "error" for o in code[k + 1].outputs)
+    assert all(c.execution_count is None for c in code[k + 2:])
