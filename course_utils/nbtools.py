@@ -64,7 +64,7 @@ def refresh(path: Path, kernel_name="python3") -> None:
     for c in src.cells:
         if is_checked(c):
             c.outputs = done[c.id].outputs
-            c.execution_count = None
+            c.execution_count = done[c.id].execution_count  # nbval skips unrun cells
     nbformat.write(strip(src), path)
 
 
