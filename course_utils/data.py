@@ -616,7 +616,7 @@ class DatasetInfo:
     @property
     def label(self) -> str:
         """What to print next to any result: dataset, which copy, and the subset."""
-        sub = "" if self.mode == "full" else (
+        sub = "" if self.mode == "full" or self.name == "synthetic" else (
             f"; {self.mode} subset: {self.sizes['train']} train / {self.sizes['val']} val / "
             f"{self.sizes['test']} test images, class-balanced")
         return self.source.label + sub
@@ -685,10 +685,24 @@ def get_loaders(dataset: str = "cifar10", *, root=None, mode: str = "quick",
         train_idx = _balanced_pick(ytr, train_size // k, rng, exclude=val_idx)
     test_idx = (np.arange(len(yte)) if test_size is None
                 else _balanced_pick(yte, test_size // k, np.random.default_rng(seed + 1)))
-    mk = dict(mean=spec.mean, std=spec.std, seed=seed)
-    ds_train = ArrayDataset(xtr[train_idx], ytr[train_idx], augment=augment, cutout=cutout, **mk)
-    ds_val = ArrayDataset(xtr[val_idx], ytr[val_idx], **mk)
-    ds_test = ArrayDataset(xte[test_idx], yte[test_idx], **mk)
+    info = DatasetInfo(spec.name, spec.title, k, spec.in_chans, spec.classes, spec.mean,
+                       spec.std, src, mode, {})
+    return bundle_from_arrays((xtr[train_idx], ytr[train_idx]), (xtr[val_idx], ytr[val_idx]),
+                              (xte[test_idx], yte[test_idx]), info, batch_size=batch_size,
+                              eval_batch_size=eval_batch_size, seed=seed, augment=augment,
+                              cutout=cutout, workers=workers, rank=rank,
+                              world_size=world_size, drop_last=drop_last)
+
+
+def bundle_from_arrays(train, val, test, info: DatasetInfo, *, batch_size=128,
+                       eval_batch_size=512, seed=0, augment=True, cutout=0, workers=0,
+                       rank=0, world_size=1, drop_last=False) -> DataBundle:
+    """Loaders over (images uint8 (N, C, H, W), labels int64 (N,)) array pairs, with the
+    same sampling and augmentation as get_loaders. For your own data, and for tests that
+    need no files (see `synthetic_bundle`)."""
+    mk = dict(mean=info.mean, std=info.std, seed=seed)
+    ds_train = ArrayDataset(*train, augment=augment, cutout=cutout, **mk)
+    ds_val, ds_test = ArrayDataset(*val, **mk), ArrayDataset(*test, **mk)
 
     def loader(ds, bs, shuffle, drop):
         sampler = EpochBatchSampler(len(ds), bs, shuffle=shuffle, seed=seed, drop_last=drop,
@@ -697,12 +711,31 @@ def get_loaders(dataset: str = "cifar10", *, root=None, mode: str = "quick",
         return DataLoader(ds, batch_sampler=sampler, collate_fn=_first, num_workers=workers,
                           persistent_workers=False)
 
-    info = DatasetInfo(spec.name, spec.title, k, spec.in_chans, spec.classes, spec.mean,
-                       spec.std, src, mode, {"train": len(train_idx), "val": len(val_idx),
-                                             "test": len(test_idx)})
+    info.sizes = {"train": len(ds_train), "val": len(ds_val), "test": len(ds_test)}
     return DataBundle(loader(ds_train, batch_size, True, drop_last),
                       loader(ds_val, eval_batch_size, False, False),
                       loader(ds_test, eval_batch_size, False, False), info)
+
+
+def synthetic_bundle(n_train=256, n_val=64, n_test=64, *, num_classes=4, in_chans=3,
+                     size=32, seed=0, **kw) -> DataBundle:
+    """A small learnable dataset made on the spot (class c: a bright square at a place that
+    depends on c, plus noise). For tests and demos that must not depend on files."""
+    rng = np.random.default_rng(seed)
+
+    def make(n):
+        y = np.arange(n) % num_classes
+        x = rng.integers(0, 80, size=(n, in_chans, size, size))
+        for i, c in enumerate(y):
+            r, col = divmod(int(c) * 7 % (size - 8), size - 8)
+            x[i, :, r:r + 8, (col + 4 * c) % (size - 8):(col + 4 * c) % (size - 8) + 8] += 150
+        return x.clip(0, 255).astype(np.uint8), y.astype(np.int64)
+
+    src = Source("synthetic", "synthetic", Path("."), "synthetic squares (made on the spot)", False)
+    info = DatasetInfo("synthetic", "synthetic", num_classes, in_chans,
+                       tuple(f"class{c}" for c in range(num_classes)), (0.3,) * in_chans,
+                       (0.3,) * in_chans, src, "smoke")
+    return bundle_from_arrays(make(n_train), make(n_val), make(n_test), info, seed=seed, **kw)
 
 
 def denormalize(x: torch.Tensor, info: DatasetInfo) -> torch.Tensor:
