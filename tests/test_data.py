@@ -57,12 +57,15 @@ def test_jpeg_copy_is_labelled_as_such(tmp_path):
 
 
 # ---------------------------------------------------------------- integrity
-def test_truncated_archive_names_the_file(tmp_path, monkeypatch):
+def test_truncated_archive_in_course_data_names_the_file(tmp_path, monkeypatch):
     monkeypatch.setenv("COURSE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("COURSE_DATA", str(tmp_path))
     bad = tmp_path / "cifar10-jpeg.tar.gz"
-    bad.write_bytes(os.urandom(1000))
+    real = data.REPO_ROOT.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
+    # the first 64 kB of the real archive when it is here, else random bytes
+    bad.write_bytes(real.read_bytes()[:65536] if real.is_file() else os.urandom(65536))
     with pytest.raises(data.DataIntegrityError, match=str(bad)):
-        data.get_loaders("cifar10", root=tmp_path, download=False)
+        data.get_loaders("cifar10", download=False)
 
 
 def _idx(arr):
@@ -70,7 +73,7 @@ def _idx(arr):
     return hdr + arr.astype(np.uint8).tobytes()
 
 
-def test_truncated_idx_names_the_file(tmp_path, monkeypatch):
+def test_truncated_idx_in_course_data_names_the_file(tmp_path, monkeypatch):
     raw = tmp_path / "FashionMNIST" / "raw"
     raw.mkdir(parents=True)
     for stem, n in (("train", 20), ("t10k", 10)):
@@ -79,8 +82,9 @@ def test_truncated_idx_names_the_file(tmp_path, monkeypatch):
         (raw / f"{stem}-labels-idx1-ubyte.gz").write_bytes(gzip.compress(_idx(np.arange(n) % 10)))
     target = raw / "train-images-idx3-ubyte.gz"
     target.write_bytes(target.read_bytes()[:-40])  # cut the end off
+    monkeypatch.setenv("COURSE_DATA", str(tmp_path))
     with pytest.raises(data.DataIntegrityError, match="train-images-idx3-ubyte.gz"):
-        data.get_loaders("fashion_mnist", root=tmp_path, download=False)
+        data.get_loaders("fashion_mnist", download=False)
 
 
 def test_idx_with_wrong_contents_fails_its_checksum(tmp_path):
