@@ -52,8 +52,9 @@ course: data
 test: data
 	$(BIN)/python -m pytest --nbval-lax --nbval-current-env tests notebooks
 
+# LAB_ARGS: extra options, e.g. LAB_ARGS="--no-browser --port 8899"
 lab: setup
-	$(BIN)/jupyter lab --notebook-dir=notebooks
+	$(BIN)/jupyter lab --notebook-dir=notebooks $$([ "$$(id -u)" = 0 ] && echo --allow-root) $(LAB_ARGS)
 
 strip: setup
 	$(BIN)/python -m course_utils.nbtools strip notebooks/*.ipynb
