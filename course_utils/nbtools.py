@@ -52,15 +52,20 @@ def strip(nb):
     return nb
 
 
-def refresh(path: Path, kernel_name="python3") -> None:
+def refresh(path: Path, kernel_name="python3", executed: Path | None = None) -> None:
+    """Store fresh outputs of the checked cells: from `executed` (a copy of this notebook
+    already run with default parameters, e.g. by the runbook), or by running it now."""
     import papermill as pm
 
     src = nbformat.read(path, as_version=4)
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / path.name
-        pm.execute_notebook(str(path), str(out), parameters={"out_dir": str(Path(tmp) / "o")},
-                            kernel_name=kernel_name, cwd=str(path.parent), progress_bar=False)
-        done = {c.get("id"): c for c in nbformat.read(out, as_version=4).cells}
+    if executed is not None:
+        done = {c.get("id"): c for c in nbformat.read(executed, as_version=4).cells}
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / path.name
+            pm.execute_notebook(str(path), str(out), parameters={"out_dir": str(Path(tmp) / "o")},
+                                kernel_name=kernel_name, cwd=str(path.parent), progress_bar=False)
+            done = {c.get("id"): c for c in nbformat.read(out, as_version=4).cells}
     for c in src.cells:
         if is_checked(c):
             c.outputs = done[c.id].outputs
@@ -72,11 +77,14 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m course_utils.nbtools")
     ap.add_argument("command", choices=("check", "strip", "refresh"))
     ap.add_argument("notebooks", nargs="+", type=Path)
+    ap.add_argument("--from-build", action="store_true",
+                    help="refresh: take outputs from build/notebooks/<name> (runbook output)")
     a = ap.parse_args(argv)
     bad = 0
     for p in a.notebooks:
         if a.command == "refresh":
-            refresh(p)
+            built = p.resolve().parents[1] / "build" / "notebooks" / p.name
+            refresh(p, executed=built if a.from_build else None)
         nb = nbformat.read(p, as_version=4)
         if a.command == "strip":
             nbformat.write(strip(nb), p)
