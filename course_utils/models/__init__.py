@@ -12,10 +12,11 @@ MACs of all registered models: course_utils/models/README.md.
 """
 
 from ._registry import ModelInfo, create_model, list_models, model_info, register_model
-from . import cnn, densenet, res2net, xception  # noqa: F401  (importing registers the models)
+from . import cnn, densenet, res2net, spectrum, xception  # noqa: F401  (importing registers the models)
 from .cnn import CifarCNN
 from .densenet import DenseNet, dense2net_layer, densenet_bc
 from .res2net import Res2Net
+from .spectrum import SpectrumNet
 from .xception import Xception
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "CifarCNN",
     "DenseNet",
     "Res2Net",
+    "SpectrumNet",
     "Xception",
     "dense2net_layer",
     "densenet_bc",
