@@ -194,3 +194,132 @@ def compare_runs(histories: dict, metrics=("val_acc", "train_loss"), title: str 
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     return fig
+
+
+# --------------------------------------------------------------------------------------
+# Lessons 04-05 (issue 7): feature reuse in a dense block, receptive fields of a
+# Res2Net module's outputs
+# --------------------------------------------------------------------------------------
+def feature_reuse_heatmap(matrices, titles=None, target_labels=None, title: str = "",
+                          annotate: bool = True, vmax: float = 1.0):
+    """Heat maps in the manner of the DenseNet paper's Fig. 5, one panel per dense block.
+
+    matrices: 2-D arrays (sources x targets); entry (s, t) is how strongly target layer t
+    reads source s (the mean absolute weight, normalised per target). Row 0 is the
+    block's input, row s the output of layer s. NaN marks "no connection" (a layer
+    cannot read a later one) and is left blank. target_labels: one list of column labels
+    per matrix (default 1..n). Returns the figure.
+    """
+    import matplotlib.pyplot as plt
+
+    mats = [np.asarray(m, dtype=float) for m in matrices]
+    if not mats or any(m.ndim != 2 for m in mats):
+        raise ValueError("matrices must be a non-empty list of 2-D arrays (sources x targets)")
+    n = len(mats)
+    titles = list(titles) if titles is not None else [f"block {i + 1}" for i in range(n)]
+    if len(titles) != n:
+        raise ValueError(f"titles has {len(titles)} entries; expected one per matrix ({n})")
+    if target_labels is not None and len(target_labels) != n:
+        raise ValueError(f"target_labels has {len(target_labels)} entries; expected {n}")
+    cmap = plt.get_cmap("viridis").with_extremes(bad="white")
+    width = sum(0.55 * m.shape[1] + 0.9 for m in mats) + 0.8
+    height = 0.5 * max(m.shape[0] for m in mats) + 1.3
+    fig, axes = plt.subplots(1, n, figsize=(width, height), squeeze=False)
+    im = None
+    for i, (ax, m) in enumerate(zip(axes[0], mats)):
+        im = ax.imshow(np.ma.masked_invalid(m), cmap=cmap, vmin=0.0, vmax=vmax, aspect="equal")
+        cols = (list(target_labels[i]) if target_labels is not None
+                else [str(j + 1) for j in range(m.shape[1])])
+        if len(cols) != m.shape[1]:
+            raise ValueError(f"target_labels[{i}] has {len(cols)} labels; matrix {i} has "
+                             f"{m.shape[1]} columns")
+        ax.set_xticks(range(m.shape[1]), cols, fontsize=8)
+        ax.set_yticks(range(m.shape[0]), ["input"] + [str(s) for s in range(1, m.shape[0])],
+                      fontsize=8)
+        ax.set_xlabel("target layer", fontsize=8)
+        if i == 0:
+            ax.set_ylabel("source layer", fontsize=8)
+        ax.set_title(titles[i], fontsize=9)
+        if annotate:
+            for (r, c), v in np.ndenumerate(m):
+                if np.isfinite(v):
+                    ax.text(c, r, f"{v:.2f}", ha="center", va="center", fontsize=6,
+                            color="black" if v > 0.6 * vmax else "white")
+    fig.colorbar(im, ax=list(axes[0]), fraction=0.03, pad=0.02)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    return fig
+
+
+def support_box(grad_map, eps: float = 0.0):
+    """(top, left, height, width) of the smallest box holding every entry with
+    |value| > eps of a 2-D map (e.g. the input gradient of one output), or None."""
+    g = np.abs(np.asarray(grad_map.detach().cpu() if isinstance(grad_map, torch.Tensor)
+                          else grad_map, dtype=float))
+    if g.ndim != 2:
+        raise ValueError(f"grad_map has {g.ndim} dimensions; expected a 2-D map (H, W)")
+    rows, cols = np.flatnonzero((g > eps).any(1)), np.flatnonzero((g > eps).any(0))
+    if rows.size == 0:
+        return None
+    return int(rows[0]), int(cols[0]), int(rows[-1] - rows[0] + 1), int(cols[-1] - cols[0] + 1)
+
+
+def receptive_field_maps(maps, titles=None, image=None, title: str = "", eps: float = 0.0,
+                         crop=None):
+    """One panel per output: the magnitude of its input gradient (brighter = more paths),
+    with the receptive field (the box around the non-zero gradient) outlined. With
+    `image` ((C, H, W) in [0, 1], the same H, W as the maps) a first panel shows the
+    image with every box drawn on it, one colour per output. `crop` (an int) shows only
+    a crop x crop window of each map, centred on the middle of all the boxes (the image
+    panel stays whole). Returns the figure."""
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    maps = [np.abs(np.asarray(m.detach().cpu() if isinstance(m, torch.Tensor) else m,
+                              dtype=float)) for m in maps]
+    if not maps or any(m.ndim != 2 for m in maps):
+        raise ValueError("maps must be a non-empty list of 2-D arrays (H, W)")
+    titles = list(titles) if titles is not None else [f"output {i + 1}" for i in range(len(maps))]
+    if len(titles) != len(maps):
+        raise ValueError(f"titles has {len(titles)} entries; expected one per map ({len(maps)})")
+    if image is not None and tuple(image.shape[-2:]) != maps[0].shape:
+        raise ValueError(f"image is {tuple(image.shape[-2:])} pixels but the maps are "
+                         f"{maps[0].shape}; expected the same size")
+    boxes = [support_box(m, eps) for m in maps]
+    if crop is not None and (not isinstance(crop, int) or crop < 1):
+        raise ValueError(f"crop={crop!r} is not allowed; expected None or an integer >= 1")
+    r0 = c0 = 0
+    found = [b for b in boxes if b is not None]
+    if crop is not None and found:
+        mid_r = (min(b[0] for b in found) + max(b[0] + b[2] for b in found) - 1) // 2
+        mid_c = (min(b[1] for b in found) + max(b[1] + b[3] for b in found) - 1) // 2
+        r0 = int(np.clip(mid_r - crop // 2, 0, max(0, maps[0].shape[0] - crop)))
+        c0 = int(np.clip(mid_c - crop // 2, 0, max(0, maps[0].shape[1] - crop)))
+    colours = plt.get_cmap("autumn")(np.linspace(0, 0.85, len(maps)))
+    n = len(maps) + (image is not None)
+    fig, axes = plt.subplots(1, n, figsize=(2.0 * n, 2.35), squeeze=False)
+    axes = list(axes[0])
+    if image is not None:
+        ax = axes.pop(0)
+        ax.imshow(_to_hwc(image), cmap="gray", vmin=0, vmax=1)
+        for box, col, t in zip(boxes, colours, titles):
+            if box is not None:
+                top, left, h, w = box
+                ax.add_patch(Rectangle((left - 0.5, top - 0.5), w, h, fill=False, lw=1.2,
+                                       edgecolor=col, label=t))
+        ax.set_title("receptive fields", fontsize=8)
+        ax.axis("off")
+    for ax, m, box, col, t in zip(axes, maps, boxes, colours, titles):
+        shown = m if crop is None else m[r0:r0 + crop, c0:c0 + crop]
+        ax.imshow(shown / m.max() if m.max() > 0 else shown, cmap="viridis", vmin=0, vmax=1)
+        if box is not None:
+            top, left, h, w = box
+            ax.add_patch(Rectangle((left - c0 - 0.5, top - r0 - 0.5), w, h, fill=False, lw=1.2,
+                                   edgecolor=col))
+            t = f"{t}: {h}x{w}"
+        ax.set_title(t, fontsize=8)
+        ax.axis("off")
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig
