@@ -1,0 +1,510 @@
+"""The Dense2Net report's Table 1 as nine named runs, and a runner that makes its table.
+
+    python -m course_utils.ablate table1 --mode quick                 # ~10 min on 2 CPU cores
+    python -m course_utils.ablate table1 --mode full --seeds 3 --jobs 1 --out runs/table1
+    python -m course_utils.ablate table1 --rows dense2net dense2net_scale8 --mode full
+    python -m course_utils.ablate list                                 # the rows and their settings
+
+Every (row, seed) is one ``python -m course_utils.train`` process with its own folder
+``OUT/<row>/seed<k>/`` (config.json, log.txt and the engine's files), so runs can go in
+parallel (``--jobs``) and a killed ablation continues where it stopped (each run resumes
+from its checkpoint; a finished run is read back, not recomputed). Only this process
+writes the results, atomically, after every finished run:
+``OUT/results.md`` / ``.csv`` / ``.json`` and the bar chart ``OUT/table1.png``. A run
+that fails is listed with its error, never dropped.
+
+Modes:
+
+- ``full``: the report's setting. CIFAR-100, whole training set less a 10% validation
+  split, ``densenet121_cifar`` / ``dense2net121`` (DenseNet-BC k=32, blocks 6-12-24-16),
+  the report's recipe (SGD 0.1, momentum 0.9, wd 1e-4, batch 128, 100 epochs, LR x0.1 at
+  epochs 30 and 60). Days on a CPU; hours on a GPU.
+- ``quick`` (lessons, this CPU): NOT comparable with the report. CIFAR-10 (whatever copy
+  the data layer finds: here the JPEG re-encoding), a class-balanced subset (3,000 train
+  / 1,000 validation / 2,000 test images), the reduced-width pair ``densenet_tiny`` /
+  ``dense2net_tiny`` (k=12, blocks 4-4-4, bottleneck 48 channels), 3 epochs, cosine LR,
+  1 CPU thread per run, 2 runs at a time, at most 150 s of training per run (a run that
+  reaches it stops between epochs and says so in the table). Each row keeps its
+  distinguishing setting: no augmentation; scale 2 and 8 (split width w = 48/s, as the
+  report's 128/s); Cutout 8 px; groups = 12 (= k = w, as the report's 32); SE.
+- ``smoke``: the same rows on the 500-image smoke subset, 1 epoch (CI only).
+
+``--notebook NB`` runs the same (row, seed) jobs as papermill batch jobs over a notebook
+instead of the command line (see :func:`run_table` for the parameters it injects).
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures as cf
+import csv
+import io
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+from .train import ConfigError, TrainConfig, atomic_write_bytes, atomic_write_text, preset
+
+__all__ = ["AblationRow", "TABLE1", "MODE_RECIPES", "row_config", "run_table", "summarize",
+           "results_markdown", "select_rows", "main"]
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class AblationRow:
+    """One line of the report's Table 1 (CIFAR-100, top-1 accuracy in percent)."""
+
+    name: str  # identifier, also the run folder
+    title: str  # Table 1's wording
+    report_val: float  # Table 1 "Valid Acc (%)"
+    report_train: float  # Table 1 "Train Acc (%)"
+    family: str  # "densenet" (the baseline) or "dense2net"
+    settings: dict = field(default_factory=dict)  # TrainConfig fields this row changes
+    model_args: dict = field(default_factory=dict)  # full-size model arguments this row changes
+    quick_model_args: Optional[dict] = None  # reduced-width model arguments (None: model_args)
+
+
+# Report Table 1, in its order. Rows without "No Augmentation" use crop + flip (sec. 4.2.1).
+TABLE1: tuple[AblationRow, ...] = (
+    AblationRow("densenet_noaug", "DenseNet No Augmentation", 65.41, 99.98, "densenet",
+                settings={"augment": False}),
+    AblationRow("densenet", "DenseNet", 71.91, 98.7, "densenet"),
+    AblationRow("dense2net_noaug", "Dense2Net No Augmentation", 68.96, 99.98, "dense2net",
+                settings={"augment": False}),
+    AblationRow("dense2net", "Dense2Net", 75.85, 99.95, "dense2net"),
+    AblationRow("dense2net_scale2", "Dense2Net scale = 2", 75.26, 99.35, "dense2net",
+                model_args={"scale": 2}),
+    AblationRow("dense2net_scale8", "Dense2Net scale = 8", 76.1, 98.77, "dense2net",
+                model_args={"scale": 8}),
+    AblationRow("dense2net_cutout", "Dense2Net with Cutout", 75.23, 98.33, "dense2net",
+                settings={"cutout": 8}),  # report sec. 4.2.2: 1 hole, 8 px
+    # report sec. 4.2.4: cardinality 32 = the growth rate (= the split width w = 128/4);
+    # the reduced-width twin keeps "groups = k = w" with k = w = 12
+    AblationRow("dense2net_groups", "Dense2Net with Grouped Convs", 75.96, 98.67, "dense2net",
+                model_args={"groups": 32}, quick_model_args={"groups": 12}),
+    AblationRow("dense2net_se", "Dense2Net with SE", 74.77, 98.68, "dense2net",
+                model_args={"attn_layer": "se"}),  # report sec. 4.2.5
+)
+
+# What each mode trains. "models" maps the row family to the zoo model.
+MODE_RECIPES: dict[str, dict] = {
+    "full": dict(
+        models={"densenet": "densenet121_cifar", "dense2net": "dense2net121"},
+        dataset="cifar100",  # report sec. 4.1
+        config=dict(mode="full"),  # everything else: the "report" preset (sec. 3.2, 4.1)
+        jobs=1, threads=None,
+        note="the report's setting (CIFAR-100, DenseNet-121-BC k=32 backbone, 100 epochs)",
+    ),
+    "quick": dict(
+        models={"densenet": "densenet_tiny", "dense2net": "dense2net_tiny"},
+        dataset="cifar10",  # CIFAR-100 is often not at hand in a classroom (not here)
+        # 3,000 training images x 3 epochs: about 6 minutes for the nine rows on 2 idle
+        # cores; time_limit_s keeps the whole table under 15 minutes on a busy machine
+        # (a row that hits it says so: status time_limit, fewer epochs)
+        config=dict(mode="quick", train_size=3000, epochs=3, schedule="cosine",
+                    time_limit_s=150),
+        jobs=2, threads=1,  # 2 single-thread runs beat 1 two-thread run on 2 shared cores
+        note="NOT comparable with the report: CIFAR-10 quick subset (3,000 train images), "
+             "reduced-width DenseNet/Dense2Net (k=12, blocks 4-4-4), 3 epochs",
+    ),
+    "smoke": dict(
+        models={"densenet": "densenet_tiny", "dense2net": "dense2net_tiny"},
+        dataset="cifar10",
+        config=dict(mode="smoke", epochs=1, schedule="constant"),
+        jobs=2, threads=1,
+        note="CI smoke test only: 500 training images, 1 epoch; the numbers mean nothing",
+    ),
+}
+# rows with the longest runs first, so parallel jobs finish together
+_COST_ORDER = ("dense2net_scale8", "dense2net_se", "dense2net", "dense2net_cutout",
+               "dense2net_noaug", "dense2net_groups", "dense2net_scale2", "densenet",
+               "densenet_noaug")
+
+
+def select_rows(names: Optional[Sequence[str]] = None,
+                table: Sequence[AblationRow] = TABLE1) -> list[AblationRow]:
+    """Rows by name or by 1-based position in Table 1; None = all nine."""
+    if not names:
+        return list(table)
+    by_name = {r.name: r for r in table}
+    out = []
+    for n in names:
+        if n in by_name:
+            row = by_name[n]
+        elif str(n).isdigit() and 1 <= int(n) <= len(table):
+            row = table[int(n) - 1]
+        else:
+            raise ConfigError("rows", n, "allowed: " + ", ".join(by_name)
+                              + f" or their positions 1-{len(table)}")
+        if row not in out:
+            out.append(row)
+    return out
+
+
+def row_config(row: AblationRow, mode: str = "quick", seed: int = 0, *,
+               dataset: Optional[str] = None, out: Optional[str] = None,
+               **overrides) -> TrainConfig:
+    """The TrainConfig of one Table 1 row in a mode (MODE_RECIPES), for one seed."""
+    if mode not in MODE_RECIPES:
+        raise ConfigError("mode", mode, f"allowed: {', '.join(MODE_RECIPES)}")
+    recipe = MODE_RECIPES[mode]
+    margs = dict(row.model_args)
+    if mode != "full" and row.quick_model_args is not None:
+        margs = dict(row.quick_model_args)
+    kw = dict(recipe["config"])
+    kw.update(row.settings)
+    kw.update(model=recipe["models"][row.family], model_args=margs,
+              dataset=dataset or recipe["dataset"], seed=seed, out=out, resume=True,
+              progress=False)
+    if recipe["threads"]:
+        kw["threads"] = recipe["threads"]
+    kw.update(overrides)
+    return preset("report", **kw)
+
+
+# --------------------------------------------------------------------------------------
+# Running
+# --------------------------------------------------------------------------------------
+_DONE = ("completed", "early_stopped", "time_limit")
+
+
+def _read_json(p: Path) -> Optional[dict]:
+    try:
+        return json.loads(p.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _tail(p: Path, n: int = 6) -> str:
+    try:
+        lines = [ln for ln in p.read_text(errors="replace").splitlines() if ln.strip()]
+    except OSError:
+        return ""
+    return " | ".join(lines[-n:])[-600:]
+
+
+def _run_one(run_dir: Path, config: TrainConfig, force: bool, timeout: Optional[float],
+             notebook: Optional[Path] = None, kernel: str = "python3") -> dict:
+    """One run in its own process: ``python -m course_utils.train --config config.json``,
+    or, with `notebook`, papermill executing that notebook with the run's parameters."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    cfg = config.as_dict()
+    cfg["milestones"] = list(config.milestones)  # as given (fractions stay fractions)
+    summary_path = run_dir / "summary.json"
+    old = _read_json(summary_path)
+    if old and old.get("status") in _DONE and not force and \
+            _same_run(old.get("config", {}), config.as_dict()):
+        return {"status": old["status"], "summary": old, "reused": True, "seconds": 0.0}
+    atomic_write_text(run_dir / "config.json", json.dumps(cfg, indent=2) + "\n")
+    if notebook is None:
+        cmd = [sys.executable, "-m", "course_utils.train", "--config",
+               str(run_dir / "config.json"), "--out", str(run_dir), "--resume", "--no-progress"]
+        if force:
+            cmd.append("--overwrite")
+    else:
+        if force:
+            cfg["overwrite"] = True
+        params = {"mode": config.mode, "dataset": config.dataset, "data_root": config.data_root,
+                  "seed": config.seed, "epochs": config.epochs, "device": config.device,
+                  "out_dir": str(run_dir), "train_config": json.dumps(cfg)}
+        cmd = [sys.executable, "-m", "papermill", str(notebook), str(run_dir / "executed.ipynb"),
+               "-y", json.dumps(params), "-k", kernel, "--cwd", str(Path(notebook).parent),
+               "--no-progress-bar"]
+    env = dict(os.environ, COURSE_PROGRESS="0", PYTHONUNBUFFERED="1")
+    if config.threads:
+        env["OMP_NUM_THREADS"] = str(config.threads)
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    t0 = time.perf_counter()
+    with open(run_dir / "log.txt", "ab") as log:
+        log.write(f"$ {' '.join(cmd)}\n".encode())
+        log.flush()
+        try:
+            rc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=str(REPO),
+                                env=env, timeout=timeout).returncode
+        except subprocess.TimeoutExpired:
+            rc = "timeout"
+    seconds = time.perf_counter() - t0
+    summary = _read_json(summary_path)
+    if rc == 0 and summary and summary.get("status") in _DONE:
+        return {"status": summary["status"], "summary": summary, "reused": False,
+                "seconds": seconds}
+    why = f"exit status {rc}" if rc != "timeout" else f"timed out after {timeout:.0f} s"
+    return {"status": "failed", "summary": summary, "reused": False, "seconds": seconds,
+            "error": f"{why}: {_tail(run_dir / 'log.txt')}"}
+
+
+def _same_run(a: dict, b: dict) -> bool:
+    keys = ("model", "model_args", "dataset", "mode", "epochs", "batch_size", "lr", "augment",
+            "cutout", "seed", "schedule", "train_size", "val_size", "test_size")
+    return all(json.dumps(a.get(k)) == json.dumps(b.get(k)) for k in keys)
+
+
+def run_table(rows: Sequence[AblationRow] = TABLE1, *, seeds: int = 1, mode: str = "quick",
+              out="runs/table1", jobs: Optional[int] = None, dataset: Optional[str] = None,
+              overrides: Optional[dict] = None, force: bool = False,
+              timeout: Optional[float] = None, notebook=None, kernel: str = "python3",
+              log: Callable[[str], None] = print) -> list[dict]:
+    """Run every (row, seed) not already finished, `jobs` at a time, and write the
+    results (after each finished run). Returns summarize()'s rows.
+
+    notebook: run each (row, seed) as a papermill batch job over this notebook instead
+    of the command line. Papermill injects mode, dataset, data_root, seed, epochs,
+    device, out_dir and train_config (the run's TrainConfig as JSON); the notebook must
+    leave out_dir/summary.json, e.g. with
+    ``course_utils.train.run(TrainConfig(**json.loads(train_config)))``.
+    """
+    if notebook is not None and not Path(notebook).is_file():
+        raise ConfigError("notebook", str(notebook), "allowed: an existing .ipynb file")
+    if mode not in MODE_RECIPES:
+        raise ConfigError("mode", mode, f"allowed: {', '.join(MODE_RECIPES)}")
+    if not isinstance(seeds, int) or seeds < 1:
+        raise ConfigError("seeds", seeds, "allowed: an integer >= 1")
+    jobs = jobs or MODE_RECIPES[mode]["jobs"]
+    if not isinstance(jobs, int) or jobs < 1:
+        raise ConfigError("jobs", jobs, "allowed: an integer >= 1")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    overrides = dict(overrides or {})
+    if jobs > 1 and "threads" not in overrides and MODE_RECIPES[mode]["threads"] is None:
+        overrides["threads"] = max(1, (os.cpu_count() or 1) // jobs)
+    rows = list(rows)
+    tasks = []
+    for row in rows:
+        for seed in range(seeds):
+            cfg = row_config(row, mode, seed, dataset=dataset,
+                             out=str(out / row.name / f"seed{seed}"), **overrides)
+            tasks.append((row, seed, cfg))
+    order = {n: i for i, n in enumerate(_COST_ORDER)}
+    tasks.sort(key=lambda t: (order.get(t[0].name, -1), t[1]))
+    results: dict[tuple[str, int], dict] = {}
+    lock = threading.Lock()
+    meta = {"mode": mode, "seeds": seeds, "jobs": jobs, "note": MODE_RECIPES[mode]["note"],
+            "started": time.strftime("%Y-%m-%d %H:%M:%S"), "out": str(out)}
+    t0 = time.perf_counter()
+
+    def one(task):
+        row, seed, cfg = task
+        try:
+            res = _run_one(Path(cfg.out), cfg, force, timeout,
+                           None if notebook is None else Path(notebook).resolve(), kernel)
+        except Exception as e:  # noqa: BLE001 - a broken run is a failed row, not a lost one
+            res = {"status": "failed", "summary": None, "seconds": 0.0,
+                   "error": f"{type(e).__name__}: {e}"}
+        with lock:
+            results[(row.name, seed)] = res
+            acc = (res.get("summary") or {}).get("best_val_acc")
+            log(f"[ablate] {row.name} seed {seed}: {res['status']}"
+                + (" (read back)" if res.get("reused") else f" in {res['seconds']:.0f} s")
+                + (f", best val acc {100 * acc:.2f}%" if acc is not None else "")
+                + (f" - {res['error']}" if res.get("error") else ""))
+            _write_results(out, rows, seeds, results, dict(meta, wall_seconds=time.perf_counter() - t0))
+        return res
+
+    log(f"[ablate] {len(tasks)} runs ({len(rows)} rows x {seeds} seeds), mode {mode}, "
+        f"{jobs} at a time, in {out}")
+    with cf.ThreadPoolExecutor(max_workers=jobs) as pool:
+        list(pool.map(one, tasks))
+    meta["wall_seconds"] = time.perf_counter() - t0
+    table = _write_results(out, rows, seeds, results, meta, chart=True)
+    log(f"[ablate] done in {meta['wall_seconds']:.0f} s: {out / 'results.md'}, {out / 'table1.png'}")
+    return table
+
+
+# --------------------------------------------------------------------------------------
+# Results
+# --------------------------------------------------------------------------------------
+def _mean_std(xs: list[float]) -> tuple[Optional[float], Optional[float]]:
+    if not xs:
+        return None, None
+    return statistics.fmean(xs), (statistics.stdev(xs) if len(xs) > 1 else None)
+
+
+def summarize(rows: Sequence[AblationRow], seeds: int, results: dict) -> list[dict]:
+    """One dict per row: report numbers, ours (mean, std over finished seeds, percent),
+    difference, params, MACs, data source, mode, status and errors."""
+    table = []
+    for row in rows:
+        runs = [results.get((row.name, s)) for s in range(seeds)]
+        done = [r for r in runs if r and r["status"] in _DONE and r.get("summary")]
+        sums = [r["summary"] for r in done]
+        val = [100 * s["best_val_acc"] for s in sums if s.get("best_val_acc") is not None]
+        train = [100 * s["train_acc_at_best"] for s in sums if s.get("train_acc_at_best") is not None]
+        test = [100 * s["test_acc"] for s in sums if s.get("test_acc") is not None]
+        vm, vs = _mean_std(val)
+        tm, ts = _mean_std(train)
+        xm, xs = _mean_std(test)
+        first = sums[0] if sums else next((r["summary"] for r in runs if r and r.get("summary")), {}) or {}
+        errors = [f"seed {s}: {r.get('error', r['status'])}" for s, r in enumerate(runs)
+                  if r and r["status"] not in _DONE]
+        missing = sum(r is None for r in runs)
+        status = "ok" if len(done) == seeds else (
+            "failed" if not done and not missing else
+            f"{len(done)}/{seeds} seeds" + (f", {len(errors)} failed" if errors else ""))
+        cfg = first.get("config", {})
+        table.append({
+            "name": row.name, "title": row.title,
+            "report_val": row.report_val, "report_train": row.report_train,
+            "ours_val_mean": vm, "ours_val_std": vs, "ours_train_mean": tm, "ours_train_std": ts,
+            "ours_test_mean": xm, "ours_test_std": xs,
+            "diff_val": None if vm is None else vm - row.report_val,
+            "seeds_done": len(done), "seeds": seeds,
+            "model": cfg.get("model"), "model_args": cfg.get("model_args"),
+            "params": first.get("params"), "macs": first.get("macs"),
+            "macs_note": first.get("macs_note"),
+            "data": (first.get("data") or {}).get("label"),
+            "jpeg_copy": (first.get("data") or {}).get("jpeg_copy"),
+            "mode": cfg.get("mode"), "epochs": cfg.get("epochs"),
+            "epochs_run": [s.get("epochs_run") for s in sums],
+            "stopped": sorted({s["status"] for s in sums if s.get("status") != "completed"}),
+            "status": status, "errors": errors,
+        })
+    return table
+
+
+def _pm(m, s) -> str:
+    if m is None:
+        return ""
+    return f"{m:.2f}" if s is None else f"{m:.2f} ± {s:.2f}"  # no ± with one seed
+
+
+def results_markdown(table: list[dict], meta: dict) -> str:
+    lines = [f"# Dense2Net report, Table 1: ours vs the report ({meta['mode']} mode)", ""]
+    if meta["mode"] != "full":
+        lines += [f"**{meta['note']}.** The report column is CIFAR-100 after 100 epochs of "
+                  "the full-size models; compare rows with each other, not with it.", ""]
+    else:
+        lines += [f"Setting: {meta['note']}.", ""]
+    lines += ["Accuracies in percent: validation = best epoch's validation accuracy "
+              "(Table 1's Valid Acc), train = training accuracy at that epoch, mean ± std over "
+              "seeds; diff = ours - report (validation).", "",
+              "| row | report val | report train | ours val | ours train | diff | ours test "
+              "| params | MACs | model | epochs | data | mode | status |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---|---|---|"]
+    for r in table:
+        diff = "" if r["diff_val"] is None else f"{r['diff_val']:+.2f}"
+        params = "" if r["params"] is None else f"{r['params']:,}"
+        macs = "" if r["macs"] is None else f"{r['macs'] / 1e6:,.1f} M"
+        margs = ", ".join(f"{k}={v}" for k, v in (r["model_args"] or {}).items())
+        model = f"{r['model'] or ''}" + (f" ({margs})" if margs else "")
+        status = r["status"] + ("" if not r["errors"] else ": " + "; ".join(r["errors"])[:300])
+        if r.get("stopped"):
+            status += " (" + ", ".join(r["stopped"]).replace("_", " ") + ")"
+        runs = r.get("epochs_run") or []
+        epochs = "" if not runs else (str(r["epochs"]) if all(e == r["epochs"] for e in runs)
+                                      else "/".join(map(str, runs)) + f" of {r['epochs']}")
+        lines.append(
+            f"| {r['title']} | {r['report_val']:.2f} | {r['report_train']:.2f} | "
+            f"{_pm(r['ours_val_mean'], r['ours_val_std'])} | "
+            f"{_pm(r['ours_train_mean'], r['ours_train_std'])} | {diff} | "
+            f"{_pm(r['ours_test_mean'], r['ours_test_std'])} | {params} | {macs} | {model} | "
+            f"{epochs} | {r['data'] or ''} | {r['mode'] or meta['mode']} | "
+            f"{status.replace('|', '/')} |")
+    lines += ["", f"MACs: one 32x32 image, forward pass ({next((r['macs_note'] for r in table if r['macs_note']), 'not measured')}).",
+              f"Runs: {meta['out']}/<row>/seed<k>/ (config.json, log.txt, metrics.jsonl, "
+              f"summary.json). {meta['seeds']} seed(s), {meta['jobs']} run(s) at a time, "
+              f"started {meta['started']}, {meta.get('wall_seconds', 0):.0f} s so far."]
+    return "\n".join(lines) + "\n"
+
+
+def _write_results(out: Path, rows, seeds, results, meta, chart: bool = False) -> list[dict]:
+    table = summarize(rows, seeds, results)
+    atomic_write_text(out / "results.json", json.dumps({"meta": meta, "rows": table}, indent=2) + "\n")
+    atomic_write_text(out / "results.md", results_markdown(table, meta))
+    buf = io.StringIO()
+    cols = [k for k in table[0] if k not in ("errors",)] + ["errors"] if table else []
+    w = csv.DictWriter(buf, fieldnames=cols)
+    w.writeheader()
+    for r in table:
+        w.writerow({**r, "model_args": json.dumps(r["model_args"]), "errors": " | ".join(r["errors"]),
+                    "epochs_run": json.dumps(r["epochs_run"]), "stopped": " ".join(r["stopped"])})
+    atomic_write_text(out / "results.csv", buf.getvalue())
+    if chart:
+        _write_chart(out, table, meta)
+    return table
+
+
+def _write_chart(out: Path, table: list[dict], meta: dict) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    from .viz import ablation_bars
+
+    bars = [{"name": r["name"], "report": r["report_val"], "ours_mean": r["ours_val_mean"],
+             "ours_std": r["ours_val_std"], "status": r["status"]} for r in table]
+    title = f"Table 1, {meta['mode']} mode" + ("" if meta["mode"] == "full" else
+                                               " - NOT comparable with the report")
+    fig = ablation_bars(bars, title=title)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    atomic_write_bytes(out / "table1.png", buf.getvalue())
+
+
+# --------------------------------------------------------------------------------------
+# Command line
+# --------------------------------------------------------------------------------------
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    ap = argparse.ArgumentParser(
+        prog="python -m course_utils.ablate",
+        description="The Dense2Net report's Table 1 ablation: run the rows, write the table "
+                    "and the bar chart. Modes are described in the module docstring.")
+    ap.add_argument("command", choices=("table1", "list"))
+    ap.add_argument("--rows", nargs="+", metavar="ROW",
+                    help="rows by name or position (default: all nine); see 'list'")
+    ap.add_argument("--seeds", type=int, default=1, help="seeds per row (0, 1, ...)")
+    ap.add_argument("--mode", default="quick", help=f"one of {', '.join(MODE_RECIPES)}")
+    ap.add_argument("--out", default=None, help="results folder (default runs/table1_<mode>)")
+    ap.add_argument("--jobs", type=int, default=None,
+                    help="runs at a time, each its own process (default: quick 2, full 1)")
+    ap.add_argument("--dataset", default=None, help="override the mode's dataset")
+    ap.add_argument("--data-root", default=None)
+    ap.add_argument("--device", default=None)
+    ap.add_argument("--epochs", type=int, default=None, help="override the mode's epochs")
+    ap.add_argument("--force", action="store_true", help="rerun finished runs")
+    ap.add_argument("--timeout", type=float, default=None, help="seconds per run")
+    ap.add_argument("--notebook", default=None,
+                    help="run each row as a papermill batch job over this notebook (see run_table)")
+    ap.add_argument("--kernel", default="python3", help="Jupyter kernel for --notebook")
+    a = ap.parse_args(argv)
+    try:
+        if a.mode not in MODE_RECIPES:
+            raise ConfigError("mode", a.mode, f"allowed: {', '.join(MODE_RECIPES)}")
+        rows = select_rows(a.rows)
+        if a.command == "list":
+            for i, r in enumerate(TABLE1, 1):
+                cfg = row_config(r, a.mode)
+                print(f"{i}. {r.name:18s} {r.title:30s} report {r.report_val:5.2f} / "
+                      f"{r.report_train:5.2f}  -> {cfg.model} {cfg.model_args or ''} "
+                      f"augment={cfg.augment} cutout={cfg.cutout}")
+            return 0
+        overrides = {}
+        for key in ("data_root", "device", "epochs"):
+            if getattr(a, key) is not None:
+                overrides[key] = getattr(a, key)
+        if a.timeout is not None and a.timeout <= 0:
+            raise ConfigError("timeout", a.timeout, "allowed: seconds > 0")
+        row_config(rows[0], a.mode, 0, dataset=a.dataset, **overrides)  # fail fast on bad values
+        out = a.out or f"runs/table1_{a.mode}"
+        table = run_table(rows, seeds=a.seeds, mode=a.mode, out=out, jobs=a.jobs,
+                          dataset=a.dataset, overrides=overrides, force=a.force,
+                          timeout=a.timeout, notebook=a.notebook, kernel=a.kernel)
+    except ConfigError as e:
+        opt = {"data_root": "--data-root"}.get(e.param, "--" + e.param.replace("_", "-"))
+        ap.error(f"argument {opt}: {e}")
+    print((Path(out) / "results.md").read_text())
+    return 0 if all(r["status"] == "ok" for r in table) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

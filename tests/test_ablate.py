@@ -1,0 +1,154 @@
+"""The Table 1 ablation runner: the nine rows, each mode's configs, and a real parallel
+run (processes) in which one row fails and is reported, not dropped. Synthetic data."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from course_utils.ablate import (
+    MODE_RECIPES,
+    TABLE1,
+    AblationRow,
+    main,
+    results_markdown,
+    row_config,
+    run_table,
+    select_rows,
+)
+from course_utils.train import ConfigError
+
+
+def test_table1_has_the_reports_nine_rows_and_numbers():
+    assert len(TABLE1) == 9
+    by = {r.name: r for r in TABLE1}
+    assert (by["densenet_noaug"].report_val, by["densenet_noaug"].report_train) == (65.41, 99.98)
+    assert (by["densenet"].report_val, by["dense2net"].report_val) == (71.91, 75.85)
+    assert (by["dense2net_scale8"].report_val, by["dense2net_scale8"].report_train) == (76.1, 98.77)
+    assert by["dense2net_se"].report_val == 74.77 and by["dense2net_groups"].report_val == 75.96
+    assert [r.title for r in TABLE1][:2] == ["DenseNet No Augmentation", "DenseNet"]
+
+
+def test_full_mode_is_the_reports_setting():
+    cfgs = {r.name: row_config(r, "full") for r in TABLE1}
+    d, d2 = cfgs["densenet"], cfgs["dense2net"]
+    assert (d.model, d2.model, d2.dataset, d2.mode) == ("densenet121_cifar", "dense2net121",
+                                                        "cifar100", "full")
+    assert (d2.epochs, d2.lr, d2.momentum, d2.weight_decay, d2.batch_size) == (100, 0.1, 0.9, 1e-4, 128)
+    assert cfgs["densenet_noaug"].augment is False and cfgs["dense2net_noaug"].augment is False
+    assert cfgs["dense2net_cutout"].cutout == 8 and cfgs["dense2net"].cutout == 0
+    assert cfgs["dense2net_scale2"].model_args == {"scale": 2}
+    assert cfgs["dense2net_scale8"].model_args == {"scale": 8}
+    assert cfgs["dense2net_groups"].model_args == {"groups": 32}
+    assert cfgs["dense2net_se"].model_args == {"attn_layer": "se"}
+    assert all(c.resume for c in cfgs.values())  # a killed ablation continues
+
+
+def test_quick_mode_keeps_each_rows_setting_on_the_small_pair():
+    cfgs = {r.name: row_config(r, "quick", seed=3) for r in TABLE1}
+    assert cfgs["densenet"].model == "densenet_tiny" and cfgs["dense2net"].model == "dense2net_tiny"
+    assert cfgs["dense2net"].dataset == "cifar10" and cfgs["dense2net"].mode == "quick"
+    assert (cfgs["dense2net"].train_size, cfgs["dense2net"].epochs) == (3000, 3)
+    assert cfgs["dense2net"].time_limit_s == 150
+    assert cfgs["dense2net_groups"].model_args == {"groups": 12}  # = k = w of the tiny pair
+    assert cfgs["dense2net_scale8"].model_args == {"scale": 8}
+    assert cfgs["dense2net_cutout"].cutout == 8 and cfgs["densenet_noaug"].augment is False
+    assert cfgs["dense2net"].seed == 3 and cfgs["dense2net"].threads == 1
+    assert "NOT comparable" in MODE_RECIPES["quick"]["note"]
+
+
+def test_every_quick_row_builds():
+    from course_utils.train import make_model
+
+    for r in TABLE1:
+        make_model(row_config(r, "quick"))
+
+
+def test_rows_by_name_or_position_and_bad_names():
+    assert [r.name for r in select_rows(["dense2net", "1"])] == ["dense2net", "densenet_noaug"]
+    with pytest.raises(ConfigError) as e:
+        select_rows(["dense3net"])
+    assert e.value.param == "rows" and "dense2net_scale8" in str(e.value)
+
+
+def test_cli_rejects_bad_values_by_name(capsys):
+    for argv, opt in ((["table1", "--rows", "nope"], "--rows"),
+                      (["table1", "--mode", "medium"], "--mode"),
+                      (["table1", "--seeds", "0", "--rows", "1"], "--seeds")):
+        with pytest.raises(SystemExit) as e:
+            main(argv + ["--out", "/nonexistent/never-written"])
+        assert e.value.code == 2
+        assert f"argument {opt}:" in capsys.readouterr().err
+
+
+def test_quick_results_are_labelled_not_comparable():
+    table = [{"name": "dense2net", "title": "Dense2Net", "report_val": 75.85, "report_train": 99.95,
+              "ours_val_mean": 40.0, "ours_val_std": 1.0, "ours_train_mean": 45.0,
+              "ours_train_std": 1.0, "ours_test_mean": 39.0, "ours_test_std": 0.5,
+              "diff_val": -35.85, "params": 94954, "macs": 39869316, "macs_note": "x",
+              "model": "dense2net_tiny", "model_args": {}, "data": "CIFAR-10 (JPEG ...)",
+              "epochs": 3, "epochs_run": [3, 2], "stopped": ["time_limit"],
+              "mode": "quick", "status": "ok", "errors": []}]
+    md = results_markdown(table, {"mode": "quick", "note": MODE_RECIPES["quick"]["note"],
+                                  "seeds": 2, "jobs": 2, "started": "now", "out": "o"})
+    assert "NOT comparable with the report" in md and "40.00 ± 1.00" in md and "-35.85" in md
+    assert "| 3/2 of 3 |" in md and "ok (time limit)" in md
+
+
+def test_parallel_runs_lose_nothing_and_a_failed_row_is_reported(tmp_path):
+    broken = AblationRow("broken_scale5", "Dense2Net scale = 5 (48 channels do not split in 5)",
+                         0.0, 0.0, "dense2net", model_args={"scale": 5},
+                         quick_model_args={"scale": 5})
+    rows = [select_rows(["densenet"])[0], select_rows(["dense2net_se"])[0], broken]
+    logs = []
+    kw = dict(seeds=1, mode="smoke", out=tmp_path, jobs=3, dataset="synthetic",
+              overrides={"train_size": 160, "val_size": 40, "test_size": 40})
+    table = run_table(rows, log=logs.append, **kw)
+    by = {r["name"]: r for r in table}
+    assert set(by) == {"densenet", "dense2net_se", "broken_scale5"}
+    assert by["densenet"]["status"] == "ok" and by["dense2net_se"]["status"] == "ok"
+    assert by["broken_scale5"]["status"] == "failed"
+    assert "scale=5" in by["broken_scale5"]["errors"][0] and "exit status 2" in by["broken_scale5"]["errors"][0]
+    assert by["dense2net_se"]["params"] > 0 and by["dense2net_se"]["macs"] > 0
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert [r["name"] for r in saved["rows"]] == [r.name for r in rows]
+    md = (tmp_path / "results.md").read_text()
+    assert "Dense2Net scale = 5" in md and "failed" in md and "Dense2Net with SE" in md
+    assert (tmp_path / "table1.png").stat().st_size > 1000
+    assert "broken_scale5" in (tmp_path / "results.csv").read_text()
+    for r in rows[:2]:
+        s = json.loads((tmp_path / r.name / "seed0" / "summary.json").read_text())
+        assert s["status"] == "completed" and s["data"]["label"].startswith("synthetic")
+    # a second call reads finished runs back instead of training them again
+    logs.clear()
+    again = run_table(rows[:2], log=logs.append, **kw)
+    assert sum("(read back)" in line for line in logs) == 2
+    assert [r["ours_val_mean"] for r in again] == [by["densenet"]["ours_val_mean"],
+                                                    by["dense2net_se"]["ours_val_mean"]]
+
+
+def test_rows_as_papermill_batch_jobs(tmp_path):
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}
+    nb.metadata["language_info"] = {"name": "python"}
+    params = nbformat.v4.new_code_cell(
+        'mode = "smoke"\ndataset = "synthetic"\ndata_root = None\nseed = 0\nepochs = 1\n'
+        'device = "cpu"\nout_dir = "out"\ntrain_config = "{}"')
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell(
+        "import json\nfrom course_utils.train import TrainConfig, run\n"
+        "cfg = TrainConfig(**json.loads(train_config))\n"
+        "assert cfg.out == out_dir and cfg.seed == seed\n"
+        "result = run(cfg)")]
+    path = tmp_path / "job.ipynb"
+    nbformat.write(nb, str(path))
+    table = run_table(select_rows(["densenet"]), seeds=1, mode="smoke", out=tmp_path / "res",
+                      jobs=1, dataset="synthetic", notebook=path, log=lambda s: None,
+                      overrides={"train_size": 80, "val_size": 40, "test_size": 40})
+    assert table[0]["status"] == "ok", table[0]["errors"]
+    run_dir = tmp_path / "res" / "densenet" / "seed0"
+    assert (run_dir / "executed.ipynb").exists() and (run_dir / "summary.json").exists()
