@@ -198,7 +198,7 @@ def test_list_models_patterns():
     assert set(list_models("densenet1*")) == {"densenet121", "densenet121_cifar", "densenet161", "densenet169"}
     assert list_models("nothing*") == []
     families = {model_info(n).family for n in names}
-    assert families == {"xception", "densenet", "dense2net", "res2net", "cnn"}
+    assert families == {"xception", "densenet", "dense2net", "res2net", "cnn", "spectrum"}
     for fam in families:  # at least one small CPU-lesson member per family
         assert any("small" in model_info(n).tags for n in names if model_info(n).family == fam), fam
 
