@@ -612,12 +612,13 @@ class DatasetInfo:
     source: Source
     mode: str
     sizes: dict[str, int] = field(default_factory=dict)
+    capped: bool = False  # sizes were set explicitly (a subset even in full mode)
 
     @property
     def label(self) -> str:
         """What to print next to any result: dataset, which copy, and the subset."""
-        sub = "" if self.mode == "full" or self.name == "synthetic" else (
-            f"; {self.mode} subset: {self.sizes['train']} train / {self.sizes['val']} val / "
+        sub = "" if (self.mode == "full" and not self.capped) or self.name == "synthetic" else (
+            f"; {self.mode} mode, subset: {self.sizes['train']} train / {self.sizes['val']} val / "
             f"{self.sizes['test']} test images, class-balanced")
         return self.source.label + sub
 
@@ -665,6 +666,7 @@ def get_loaders(dataset: str = "cifar10", *, root=None, mode: str = "quick",
     if cutout < 0:
         raise ValueError(f"cutout={cutout} must be >= 0 (hole side in pixels)")
     k = spec.num_classes
+    capped = any(v is not None for v in (train_size, val_size, test_size))
     d_train, d_val, d_test = MODE_SIZES[mode]
     train_size = train_size if train_size is not None else d_train
     val_size = val_size if val_size is not None else d_val
@@ -686,7 +688,7 @@ def get_loaders(dataset: str = "cifar10", *, root=None, mode: str = "quick",
     test_idx = (np.arange(len(yte)) if test_size is None
                 else _balanced_pick(yte, test_size // k, np.random.default_rng(seed + 1)))
     info = DatasetInfo(spec.name, spec.title, k, spec.in_chans, spec.classes, spec.mean,
-                       spec.std, src, mode, {})
+                       spec.std, src, mode, {}, capped)
     return bundle_from_arrays((xtr[train_idx], ytr[train_idx]), (xtr[val_idx], ytr[val_idx]),
                               (xte[test_idx], yte[test_idx]), info, batch_size=batch_size,
                               eval_batch_size=eval_batch_size, seed=seed, augment=augment,
@@ -781,3 +783,17 @@ def main(argv=None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+def subset_sizes(dataset: str, subset: int | None) -> dict:
+    """get_loaders keyword arguments that cap every split at about `subset` images
+    (train: subset, validation and test: subset // 5), class-balanced; {} for None.
+    Lets a notebook try the settings of another mode (e.g. full) on a small budget."""
+    if subset is None:
+        return {}
+    k = _check_dataset(dataset).num_classes
+    if isinstance(subset, bool) or not isinstance(subset, int) or subset < k:
+        raise ValueError(f"subset={subset!r} is not allowed; allowed: None or an integer >= "
+                         f"{k} (the number of classes of {dataset})")
+    small = max(k, subset // 5 // k * k)
+    return {"train_size": subset // k * k, "val_size": small, "test_size": small}

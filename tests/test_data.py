@@ -203,3 +203,11 @@ def test_subset_size_must_be_balanced(tmp_path):
         data.get_loaders("cifar10", train_size=55, root=tmp_path, download=False)
     with pytest.raises(ValueError, match=r"cutout=-1"):
         data.get_loaders("cifar10", cutout=-1, root=tmp_path, download=False)
+
+
+def test_subset_sizes_caps_every_split_class_balanced():
+    assert data.subset_sizes("cifar10", None) == {}
+    assert data.subset_sizes("cifar10", 205) == {"train_size": 200, "val_size": 40, "test_size": 40}
+    assert data.subset_sizes("cifar10", 12) == {"train_size": 10, "val_size": 10, "test_size": 10}
+    with pytest.raises(ValueError, match="subset=5 is not allowed"):
+        data.subset_sizes("cifar10", 5)

@@ -98,3 +98,16 @@ def test_bad_parameter_stops_at_the_check(path, tmp_path, name, value, allowed):
     # the cell right after the injected parameters failed; nothing after it ran
     assert any(o.get("output_type") == "error" for o in code[k + 1].outputs)
     assert all(c.execution_count is None for c in code[k + 2:])
+
+
+FULL_MODE_ON_A_BUDGET = [p for p in NOTEBOOKS if p.name.startswith(("02_", "03_"))]
+
+
+@needs_cifar10
+@pytest.mark.parametrize("path", FULL_MODE_ON_A_BUDGET, ids=[p.stem for p in FULL_MODE_ON_A_BUDGET])
+def test_full_mode_code_path_on_a_tiny_budget(path, tmp_path):
+    """Full mode is meant for a GPU; here its code path (full-mode sweep points, latency
+    runs, schedule) runs on the CPU with every split capped at a few hundred images."""
+    _, out_dir = _run(path, tmp_path, mode="full", epochs=1, subset=200, seed=1)
+    head = json.loads((out_dir / "headline.json").read_text())
+    assert head["mode"] == "full" and "full mode, subset: 200 train" in head["note"]
