@@ -115,7 +115,7 @@ def plot_history(history, title: str = "", show_lr: bool = True):
         if show_lr:  # a step down after a flat stretch (step / plateau), not a smooth decay
             for i in range(1, len(recs)):
                 a, b = recs[i - 1], recs[i]
-                flat = i < 2 or abs(recs[i - 2]["lr"] - a["lr"]) <= 1e-6 * a["lr"]
+                flat = i >= 2 and abs(recs[i - 2]["lr"] - a["lr"]) <= 1e-6 * a["lr"]
                 if flat and b["lr"] <= 0.5 * a["lr"] and b["epoch"] == a["epoch"] + 1:
                     ax.axvline(b["epoch"] - 0.5, color="grey", ls=":", lw=1)
     best = max(recs, key=lambda r: r["val_acc"])

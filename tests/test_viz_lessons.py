@@ -111,3 +111,19 @@ def test_receptive_field_maps_crop_keeps_the_boxes_in_place():
     plt.close(fig)
     with pytest.raises(ValueError, match="crop=0"):
         viz.receptive_field_maps([g], crop=0)
+
+
+def test_plot_history_marks_step_drops_not_smooth_decay():
+    import matplotlib
+    matplotlib.use("Agg")
+    from course_utils.viz import plot_history
+
+    def hist(lrs):
+        return [dict(epoch=i + 1, lr=lr, train_acc=0.5, val_acc=0.5, train_loss=1.0, val_loss=1.0)
+                for i, lr in enumerate(lrs)]
+
+    def markers(fig):  # vertical dotted lines: x data of length 2 with equal values
+        return [l for l in fig.axes[0].lines if len(l.get_xdata()) == 2 and l.get_xdata()[0] == l.get_xdata()[1]]
+
+    assert len(markers(plot_history(hist([0.1, 0.1, 0.1, 0.01, 0.01])))) == 1  # a step at epoch 4
+    assert markers(plot_history(hist([0.05, 0.0125, 0.0]))) == []  # 3-epoch cosine: no step
