@@ -40,7 +40,6 @@ import concurrent.futures as cf
 import csv
 import io
 import json
-import math
 import os
 import statistics
 import subprocess

@@ -52,7 +52,6 @@ if __name__ == "__main__":
 
 import argparse
 import contextlib
-import copy
 import difflib
 import io
 import json
