@@ -1,6 +1,7 @@
 import os
 
 import pytest
+import torch
 
 from course_utils import data
 
@@ -24,3 +25,13 @@ needs_cifar10 = pytest.mark.skipif(
 needs_fmnist = pytest.mark.skipif(
     not HAVE_FMNIST, reason="Fashion-MNIST not found here: apt-get install dataset-fashion-mnist "
     "(make data does this where apt may be used)")
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny inputs gain nothing from threads, and on a shared 2-core machine two OpenMP
+    threads competing with another job stall badly (seen: 13 s alone, 400 s shared)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -12,14 +12,7 @@ from course_utils import layers as L
 ATOL = 1e-5
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny inputs gain nothing from threads, and on a shared 2-core machine two OpenMP
-    threads competing with another job stall badly (seen: 13 s alone, 400 s shared)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _randn(*shape, seed=0):
