@@ -31,14 +31,8 @@ from course_utils.train import (
 TIMING = ("seconds", "train_seconds", "images_per_s")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One CPU thread: fast and stable on a shared 2-core machine, and the same numerics
-    in every test."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+# one CPU thread (conftest): fast and stable on a shared 2-core machine, same numerics
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 class TinyNet(nn.Module):
