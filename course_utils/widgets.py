@@ -174,3 +174,293 @@ def explore_spectrum(**kwargs) -> SpectrumExplorer:
 
 __all__ = ["divisors", "segmented_cost", "spectrum_table", "format_spectrum",
            "SpectrumExplorer", "explore_spectrum"]
+
+
+# ------------------------------------------------------------ Dense2Net (lesson 06)
+# The two backbones the explorer prices every configuration on. Both have DenseNet-BC's
+# bottleneck of bn_size * k = 4k channels, which Dense2Net splits into s subsets of
+# w = 4k / s channels (report sec. 3.1-3.2), so one (k, s, C) is valid on both.
+BACKBONES = {
+    "tiny": dict(model="dense2net_tiny", baseline="densenet_tiny", num_classes=10,
+                 label="tiny (blocks 4-4-4, 10 classes): the one this CPU trains"),
+    "report": dict(model="dense2net121", baseline="densenet121_cifar", num_classes=100,
+                   label="report (DenseNet-121 layout 6-12-24-16, 100 classes)"),
+}
+BN_SIZE = 4
+GROWTH_RATES = (8, 12, 16, 24, 32)
+
+
+def _check_int(name, value, low=1):
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValueError(f"{name}={value!r} is not allowed; expected an integer >= {low}")
+
+
+def allowed_scales(growth_rate: int, max_scale: int = 8, bn_size: int = BN_SIZE) -> list[int]:
+    """The scales s that split the 4k-channel bottleneck into equal subsets (s divides
+    bn_size * k), up to max_scale."""
+    _check_int("growth_rate", growth_rate)
+    return [s for s in divisors(bn_size * growth_rate) if s <= max_scale]
+
+
+def allowed_groups(growth_rate: int, scale: int, bn_size: int = BN_SIZE) -> list[int]:
+    """The cardinalities C of the 3x3 convolutions: C must divide the split width
+    w = bn_size * k / s (both the input and the output of every K_i have w channels)."""
+    _check_int("growth_rate", growth_rate)
+    _check_int("scale", scale)
+    mid = bn_size * growth_rate
+    if mid % scale:
+        raise ValueError(f"scale={scale} is not allowed for growth_rate={growth_rate}: it must "
+                         f"divide the bottleneck width {bn_size}*k = {mid}; allowed: "
+                         f"{', '.join(map(str, divisors(mid)))}")
+    return divisors(mid // scale)
+
+
+def dense2net_config(growth_rate: int = 12, scale: int = 4, groups: int = 1,
+                     se: bool = False) -> dict:
+    """Model arguments of one explorer configuration, after checking it."""
+    if groups not in allowed_groups(growth_rate, scale):
+        raise ValueError(f"groups={groups} is not allowed for growth_rate={growth_rate}, "
+                         f"scale={scale}: it must divide the split width w = "
+                         f"{BN_SIZE * growth_rate // scale}; allowed: "
+                         f"{', '.join(map(str, allowed_groups(growth_rate, scale)))}")
+    return dict(growth_rate=growth_rate, scale=scale, groups=groups,
+                attn_layer="se" if se else None)
+
+
+@functools.lru_cache(maxsize=256)
+def dense2net_cost(backbone: str = "tiny", growth_rate: int = 12, scale: int = 4,
+                   groups: int = 1, se: bool = False, size: int = 32) -> dict:
+    """Parameters and MACs (one size x size RGB image) of a Dense2Net configuration on a
+    backbone of BACKBONES, and of the DenseNet with the same backbone and growth rate, as
+    course_utils.profile counts them on the real modules."""
+    from .models import create_model
+
+    if backbone not in BACKBONES:
+        raise ValueError(f"backbone={backbone!r} is not allowed; allowed: {', '.join(BACKBONES)}")
+    b = BACKBONES[backbone]
+    args = dense2net_config(growth_rate, scale, groups, se)
+    net = create_model(b["model"], num_classes=b["num_classes"], **args)
+    base = create_model(b["baseline"], num_classes=b["num_classes"], growth_rate=growth_rate)
+    shape = (1, 3, size, size)
+    return {"backbone": backbone, "model": b["model"], "growth_rate": growth_rate,
+            "scale": scale, "groups": groups, "se": se, "width": BN_SIZE * growth_rate // scale,
+            "params": profile.count_params(net), "macs": profile.count_macs(net, shape),
+            "baseline": b["baseline"], "baseline_params": profile.count_params(base),
+            "baseline_macs": profile.count_macs(base, shape)}
+
+
+def format_dense2net(costs: list[dict]) -> str:
+    """A few lines per backbone: this configuration against the DenseNet it replaces."""
+    c0 = costs[0]
+    lines = [f"Dense2Net k={c0['growth_rate']}, scale s={c0['scale']} (split width "
+             f"w={c0['width']}), groups C={c0['groups']}, SE {'on' if c0['se'] else 'off'}"]
+    for c in costs:
+        lines.append(f"  {c['model']:<14} {c['params']:>11,} parameters  {c['macs'] / 1e6:9.1f} M MACs"
+                     f"   vs {c['baseline']}: {c['baseline_params']:,} "
+                     f"({c['params'] / c['baseline_params'] - 1:+.1%} params, "
+                     f"{c['macs'] / c['baseline_macs'] - 1:+.1%} MACs)")
+    return "\n".join(lines)
+
+
+class _CurveCallback:
+    """Redraw train/val curves into an ipywidgets Output after every epoch."""
+
+    def __init__(self, out, title):
+        self.out, self.title = out, title
+
+    def on_fit_start(self, info):
+        pass
+
+    def on_step_end(self, *a):
+        pass
+
+    def on_epoch_end(self, record, history):
+        import matplotlib.pyplot as plt
+        from IPython.display import display
+
+        from .viz import plot_history
+
+        fig = plot_history(history, title=self.title, show_lr=False)
+        self.out.clear_output(wait=True)
+        with self.out:
+            display(fig)
+        plt.close(fig)
+
+    def on_fit_end(self, summary):
+        pass
+
+
+class Dense2NetExplorer(_Explorer):
+    """Lesson 06: growth rate, scale, groups and SE -> parameters and MACs of Dense2Net
+    on the tiny and on the report's backbone, against DenseNet (recomputed on every
+    change: cached, a fraction of a second). Latency, the torchinfo summary and a quick
+    training run with a live curve are behind buttons: slow work never runs on a tick.
+
+    data: a data.DataBundle for the train button (None: the button says it needs one).
+    train_config: TrainConfig fields for that run (epochs, lr, time_limit_s, ...).
+    """
+
+    def __init__(self, growth_rate: int = 12, scale: int = 4, groups: int = 1,
+                 se: bool = False, data=None, train_config: dict | None = None,
+                 device: str = "cpu", latency_batch: int = 32):
+        import ipywidgets as W
+
+        dense2net_config(growth_rate, scale, groups, se)  # a bad start fails here, named
+        if growth_rate not in GROWTH_RATES:
+            raise ValueError(f"growth_rate={growth_rate} is not allowed; allowed: "
+                             f"{', '.join(map(str, GROWTH_RATES))}")
+        self.data, self.device, self.latency_batch = data, device, latency_batch
+        self.train_config = dict(train_config or {})
+        self.results: list[dict] = []  # one entry per training run
+        self.latency: dict = {}
+        c = W.Layout(width="340px")
+        self.controls = {
+            "growth_rate": W.SelectionSlider(options=list(GROWTH_RATES), value=growth_rate,
+                                             description="growth k", continuous_update=False,
+                                             layout=c),
+            "scale": W.SelectionSlider(options=allowed_scales(growth_rate), value=scale,
+                                       description="scale s", continuous_update=False, layout=c),
+            "groups": W.Dropdown(options=allowed_groups(growth_rate, scale), value=groups,
+                                 description="groups C", layout=W.Layout(width="200px")),
+            "se": W.Checkbox(value=se, description="SE", indent=False),
+        }
+        self.buttons = {
+            "latency": W.Button(description="measure latency", icon="clock-o"),
+            "summary": W.Button(description="torchinfo summary", icon="list"),
+            "train": W.Button(description="train (quick)", icon="play", button_style="primary"),
+        }
+        self.summary = W.HTML()
+        self.status = W.HTML()
+        self.details = W.Output()
+        self.curve = W.Output()
+        self.ui = W.VBox([W.HBox([self.controls["growth_rate"], self.controls["scale"]]),
+                          W.HBox([self.controls["groups"], self.controls["se"]]),
+                          self.summary, W.HBox(list(self.buttons.values())), self.status,
+                          self.details, self.curve])
+        self.controls["growth_rate"].observe(self._on_growth, names="value")
+        self.controls["scale"].observe(self._on_scale, names="value")
+        self.controls["groups"].observe(self._refresh, names="value")
+        self.controls["se"].observe(self._refresh, names="value")
+        self.buttons["latency"].on_click(lambda _: self._guard(self.measure_latency))
+        self.buttons["summary"].on_click(lambda _: self._guard(self.show_summary))
+        self.buttons["train"].on_click(lambda _: self._guard(self.train))
+        self._refresh()
+
+    # ---- state
+    @property
+    def config(self) -> dict:
+        v = {k: w.value for k, w in self.controls.items()}
+        return dict(growth_rate=v["growth_rate"], scale=v["scale"], groups=v["groups"],
+                    se=bool(v["se"]))
+
+    def costs(self) -> list[dict]:
+        return [dense2net_cost(b, **self.config) for b in BACKBONES]
+
+    @property
+    def text(self) -> str:
+        return format_dense2net(self.costs())
+
+    # ---- dependent controls
+    def _set_options(self, name, allowed):
+        w = self.controls[name]
+        keep = w.value if w.value in allowed else max(d for d in allowed if d <= w.value)
+        self._updating = True
+        try:
+            w.options = allowed
+            w.value = keep
+        finally:
+            self._updating = False
+
+    def _on_growth(self, change):
+        self._set_options("scale", allowed_scales(change["new"]))
+        self._on_scale(None)
+
+    def _on_scale(self, change):
+        self._set_options("groups", allowed_groups(self.controls["growth_rate"].value,
+                                                   self.controls["scale"].value))
+        self._refresh()
+
+    def _refresh(self, *_):
+        if getattr(self, "_updating", False):
+            return
+        self.summary.value = _pre(self.text)
+        self.status.value = ""
+
+    def _guard(self, fn):
+        """Button handler: show errors in the widget instead of losing them in a log."""
+        try:
+            fn()
+        except Exception as e:  # noqa: BLE001 - shown to the student, not swallowed
+            self.status.value = _pre(f"{type(e).__name__}: {e}")
+
+    # ---- slow work, behind buttons (also callable from code)
+    def _model(self, backbone: str, num_classes=None, in_chans: int = 3):
+        from .models import create_model
+
+        b = BACKBONES[backbone]
+        cfg = dense2net_config(**self.config)
+        return create_model(b["model"], num_classes=num_classes or b["num_classes"],
+                            in_chans=in_chans, **cfg)
+
+    def measure_latency(self, runs: int = 5) -> dict:
+        """Median forward latency (eval, batch latency_batch, 32x32) on both backbones."""
+        self.status.value = _pre("measuring latency ...")
+        res = {}
+        for b in BACKBONES:
+            p = profile.profile_model(self._model(b), (self.latency_batch, 3, 32, 32),
+                                      device=self.device, memory=False, runs=runs, warmup=1)
+            res[b] = p.latency_ms
+        self.latency = {"config": self.config, "batch": self.latency_batch, "ms": res}
+        text = (f"forward latency, batch {self.latency_batch}, 32x32, {self.device} (median of {runs}):\n"
+                + "\n".join(f"  {BACKBONES[b]['model']:<14} {ms:8.1f} ms "
+                            f"({ms / self.latency_batch:.2f} ms per image)" for b, ms in res.items()))
+        self.details.clear_output(wait=True)
+        with self.details:
+            print(text)
+        self.status.value = ""
+        return self.latency
+
+    def show_summary(self, backbone: str = "tiny", depth: int = 4) -> str:
+        """The torchinfo table of the current configuration (tiny backbone by default)."""
+        text = str(profile.summary(self._model(backbone), (1, 3, 32, 32), depth=depth))
+        self.details.clear_output(wait=True)
+        with self.details:
+            print(text)
+        return text
+
+    def train(self) -> dict:
+        """Train the current configuration on the tiny backbone with `data` (quick mode),
+        drawing the curves live. Returns and keeps {config, history, summary}."""
+        from .train import TrainConfig, fit
+
+        if self.data is None:
+            raise RuntimeError("no data: create the explorer with data=data.get_loaders(...) "
+                               "to train from the button")
+        cfg = dict(self.config)
+        info = self.data.info
+        model = self._model("tiny", num_classes=info.num_classes, in_chans=info.in_chans)
+        kw = dict(epochs=2, lr=0.1, momentum=0.9, weight_decay=1e-4, batch_size=128,
+                  schedule="cosine", device=self.device, progress=False, out=None, verbose=False)
+        kw.update(self.train_config)
+        title = (f"dense2net_tiny k={cfg['growth_rate']} s={cfg['scale']} C={cfg['groups']}"
+                 f"{' SE' if cfg['se'] else ''} - {info.title}")
+        self.status.value = _pre(f"training {title} for {kw['epochs']} epoch(s) ...")
+        self.curve.clear_output()
+        res = fit(model, self.data, TrainConfig(**kw), callbacks=[_CurveCallback(self.curve, title)])
+        rec = {"config": cfg, "history": res.history, "summary": res.summary,
+               "params": profile.count_params(model)}
+        self.results.append(rec)
+        best = res.summary.get("best_val_acc")
+        self.status.value = _pre(
+            f"trained {title}: {len(res.history)} epoch(s), best validation accuracy "
+            f"{100 * best:.1f}%" + (f", test {100 * res.summary['test_acc']:.1f}%"
+                                    if res.summary.get("test_acc") is not None else ""))
+        return rec
+
+
+def explore_dense2net(**kwargs) -> Dense2NetExplorer:
+    return Dense2NetExplorer(**kwargs)
+
+
+__all__ += ["BACKBONES", "allowed_scales", "allowed_groups", "dense2net_config",
+            "dense2net_cost", "format_dense2net", "Dense2NetExplorer", "explore_dense2net"]
