@@ -70,3 +70,93 @@ def test_spectrum_plot_path_redraws(monkeypatch):
     line = shown[-1].axes[0].lines[0]
     assert list(line.get_xdata()) == widgets.divisors(16)
     assert list(line.get_ydata()) == [r["params"] for r in widgets.spectrum_table(16, size=8)]
+
+
+# ------------------------------------------------------------------ Dense2Net explorer
+def test_allowed_scales_and_groups_divide_the_bottleneck():
+    assert widgets.allowed_scales(12) == [1, 2, 3, 4, 6, 8]        # divisors of 48 up to 8
+    assert widgets.allowed_scales(32) == [1, 2, 4, 8]              # divisors of 128 up to 8
+    assert widgets.allowed_groups(32, 4) == [1, 2, 4, 8, 16, 32]   # divisors of w = 32
+    assert widgets.allowed_groups(12, 8) == [1, 2, 3, 6]           # w = 6
+    with pytest.raises(ValueError, match="scale=5 is not allowed for growth_rate=12"):
+        widgets.allowed_groups(12, 5)
+    with pytest.raises(ValueError, match="groups=4 is not allowed.*allowed: 1, 2, 3, 6"):
+        widgets.dense2net_config(12, 8, groups=4)
+    with pytest.raises(ValueError, match="growth_rate=0"):
+        widgets.allowed_scales(0)
+    # every offered (s, C) builds a module
+    for s in widgets.allowed_scales(12):
+        for g in widgets.allowed_groups(12, s):
+            layers_ok = widgets.dense2net_cost("tiny", 12, s, g, False)
+            assert layers_ok["width"] * s == 48
+
+
+def test_dense2net_cost_counts_the_zoo_models():
+    from course_utils.models import create_model
+
+    c = widgets.dense2net_cost("report", growth_rate=32, scale=4)
+    assert c["params"] == 6_762_724 and c["baseline_params"] == 7_048_548   # models README
+    se = widgets.dense2net_cost("report", growth_rate=32, scale=4, se=True)
+    assert se["params"] == 6_772_120
+    t = widgets.dense2net_cost("tiny", growth_rate=16, scale=8, groups=2, se=True)
+    m = create_model("dense2net_tiny", growth_rate=16, scale=8, groups=2, attn_layer="se")
+    assert t["params"] == profile.count_params(m)
+    assert t["macs"] == profile.count_macs(m, (1, 3, 32, 32))
+    base = create_model("densenet_tiny", growth_rate=16)
+    assert t["baseline_params"] == profile.count_params(base)
+    with pytest.raises(ValueError, match="backbone='huge'"):
+        widgets.dense2net_cost("huge")
+
+
+def test_format_dense2net_shows_each_backbone():
+    costs = [widgets.dense2net_cost(b, 12, 4, 1, False) for b in widgets.BACKBONES]
+    text = widgets.format_dense2net(costs)
+    assert "k=12, scale s=4 (split width w=12), groups C=1, SE off" in text
+    for c in costs:
+        assert f"{c['params']:,} parameters" in text and c["baseline"] in text
+
+
+def test_dense2net_explorer_updates_and_keeps_controls_valid():
+    e = widgets.Dense2NetExplorer(growth_rate=12, scale=4)
+    first = e.summary.value
+    e.set(scale=8)
+    want = widgets.dense2net_cost("tiny", 12, 8, 1, False)["params"]
+    assert f"{want:,} parameters" in e.summary.value and e.summary.value != first
+    assert e.controls["groups"].options == tuple(widgets.allowed_groups(12, 8))
+    e.set(se=True)
+    assert f"{widgets.dense2net_cost('tiny', 12, 8, 1, True)['params']:,} parameters" in e.summary.value
+    e.set(groups=6)
+    # growth rate 32: scale 8 stays (divides 128) but groups 6 no longer divides w = 16
+    e.set(growth_rate=32)
+    assert e.config == {"growth_rate": 32, "scale": 8, "groups": 4, "se": True}
+    assert e.controls["scale"].options == tuple(widgets.allowed_scales(32))
+    assert f"{widgets.dense2net_cost('report', 32, 8, 4, True)['params']:,} parameters" in e.text
+    # scale 3 is allowed at k = 12 only
+    e.set(growth_rate=12, scale=3)
+    e.set(growth_rate=16)
+    assert e.config["scale"] in widgets.allowed_scales(16) and e.config["scale"] <= 3
+    bundle = e._repr_mimebundle_()
+    assert bundle["text/plain"] == e.text and "application/vnd.jupyter.widget-view+json" in bundle
+    with pytest.raises(ValueError, match="groups=5 is not allowed"):
+        widgets.Dense2NetExplorer(growth_rate=12, scale=4, groups=5)
+    with pytest.raises(ValueError, match="growth_rate=10 is not allowed"):
+        widgets.Dense2NetExplorer(growth_rate=10, scale=4)
+
+
+def test_dense2net_explorer_buttons(one_torch_thread):
+    from course_utils import data
+
+    bundle = data.synthetic_bundle(64, 32, 32, num_classes=4, seed=1, batch_size=32)
+    e = widgets.Dense2NetExplorer(growth_rate=8, scale=2, data=bundle, latency_batch=2,
+                                  train_config=dict(epochs=1, batch_size=32))
+    lat = e.measure_latency(runs=1)
+    assert set(lat["ms"]) == set(widgets.BACKBONES) and all(v > 0 for v in lat["ms"].values())
+    text = e.show_summary(depth=3)
+    assert "Total params: " + f"{widgets.dense2net_cost('tiny', 8, 2, 1, False)['params']:,}" in text
+    rec = e.train()
+    assert rec["config"] == e.config and len(rec["history"]) == 1
+    assert e.results == [rec] and "best validation accuracy" in e.status.value
+    # a click goes through the same code; errors show in the widget instead of raising
+    e.data = None
+    e.buttons["train"].click()
+    assert "RuntimeError: no data" in e.status.value
