@@ -8,9 +8,11 @@ import json
 import pytest
 
 from course_utils.ablate import (
+    GAP_ROWS,
     MODE_RECIPES,
     TABLE1,
     AblationRow,
+    load_results,
     main,
     results_markdown,
     row_config,
@@ -113,6 +115,9 @@ def test_parallel_runs_lose_nothing_and_a_failed_row_is_reported(tmp_path):
     assert by["dense2net_se"]["params"] > 0 and by["dense2net_se"]["macs"] > 0
     saved = json.loads((tmp_path / "results.json").read_text())
     assert [r["name"] for r in saved["rows"]] == [r.name for r in rows]
+    prov = load_results(tmp_path)["meta"]["provenance"]   # where and how, for a reader later
+    assert prov["device"] == "cpu" and prov["torch"] and prov["date"][:2] == "20"
+    assert prov["command"].startswith("python -m course_utils.ablate")
     md = (tmp_path / "results.md").read_text()
     assert "Dense2Net scale = 5" in md and "failed" in md and "Dense2Net with SE" in md
     assert (tmp_path / "table1.png").stat().st_size > 1000
@@ -152,3 +157,46 @@ def test_rows_as_papermill_batch_jobs(tmp_path):
     assert table[0]["status"] == "ok", table[0]["errors"]
     run_dir = tmp_path / "res" / "densenet" / "seed0"
     assert (run_dir / "executed.ipynb").exists() and (run_dir / "summary.json").exists()
+
+
+def test_gap_rows_are_the_recipes_they_name():
+    by = {r.name: r for r in GAP_ROWS}
+    assert all(r.family == "densenet" and r.report_val == 71.91 for r in GAP_ROWS)
+    full = {n: row_config(r, "full") for n, r in by.items()}
+    rep = full["gap_report"]
+    assert (rep.model, rep.epochs, rep.schedule, rep.resolved_milestones(), rep.weight_decay) == \
+        ("densenet121_cifar", 100, "step", (30, 60), 1e-4)                # report sec. 3.2, 4.1
+    dp = full["gap_densenet_paper"]                                      # DenseNet paper sec. 4.2
+    assert (dp.epochs, dp.batch_size, dp.nesterov, dp.resolved_milestones()) == (300, 64, True, (150, 225))
+    rp = full["gap_cifar100_repro"]
+    assert (rp.epochs, rp.resolved_milestones(), rp.gamma, rp.weight_decay, rp.nesterov) == \
+        (200, (60, 120, 160), 0.2, 5e-4, True)
+    assert full["gap_longer"].epochs == 200 and full["gap_wd5e4"].weight_decay == 5e-4
+    assert full["gap_plateau"].schedule == "plateau" and full["gap_plateau"].early_stop_patience == 20
+    # quick mode and --epochs scale every recipe from the same base
+    assert row_config(by["gap_densenet_paper"], "quick").epochs == 3 * MODE_RECIPES["quick"]["config"]["epochs"]
+    assert row_config(by["gap_longer"], "quick", epochs=4).epochs == 8
+    assert row_config(by["gap_report"], "quick", epochs=10).resolved_milestones() == (3, 6)
+
+
+def test_load_results_needs_provenance(tmp_path):
+    with pytest.raises(FileNotFoundError, match="has no results.json"):
+        load_results(tmp_path)
+    (tmp_path / "results.json").write_text("{not json")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        load_results(tmp_path)
+    (tmp_path / "results.json").write_text(json.dumps({"meta": {"mode": "full"}, "rows": []}))
+    with pytest.raises(ValueError, match="meta.provenance.date, meta.provenance.device, meta.provenance.command"):
+        load_results(tmp_path)
+    prov = {"date": "2026-11-20", "device": "cuda", "command": "python -m course_utils.ablate table1 --mode full"}
+    (tmp_path / "results.json").write_text(json.dumps({"meta": {"mode": "full", "provenance": prov}, "rows": []}))
+    assert load_results(tmp_path)["meta"]["provenance"]["device"] == "cuda"
+
+
+def test_cli_gap_and_list(capsys):
+    assert main(["list", "--mode", "full"]) == 0
+    out = capsys.readouterr().out
+    assert "gap_cifar100_repro" in out and "epochs=200" in out and "dense2net_scale8" in out
+    with pytest.raises(SystemExit):
+        main(["gap", "--rows", "densenet", "--mode", "quick"])   # a Table 1 row is not a gap row
+    assert "argument --rows" in capsys.readouterr().err
