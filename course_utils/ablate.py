@@ -361,7 +361,7 @@ def run_table(rows: Sequence[AblationRow] = TABLE1, *, seeds: int = 1, mode: str
     jobs = jobs or MODE_RECIPES[mode]["jobs"]
     if not isinstance(jobs, int) or jobs < 1:
         raise ConfigError("jobs", jobs, "allowed: an integer >= 1")
-    out = Path(out)
+    out = Path(out).resolve()  # the runs' processes start in the repository root
     out.mkdir(parents=True, exist_ok=True)
     overrides = dict(overrides or {})
     if jobs > 1 and "threads" not in overrides and MODE_RECIPES[mode]["threads"] is None:
@@ -475,6 +475,10 @@ def results_markdown(table: list[dict], meta: dict) -> str:
                   "the full-size models; compare rows with each other, not with it.", ""]
     else:
         lines += [f"Setting: {meta['note']}.", ""]
+    changed = {k: v for k, v in (meta.get("overrides") or {}).items() if k != "device"}
+    if changed:
+        lines += ["**Changed from that recipe:** " + ", ".join(f"{k}={v}" for k, v in changed.items())
+                  + " (the actual epochs and sizes are in the table and in each run's config.json).", ""]
     lines += ["Accuracies in percent: validation = best epoch's validation accuracy "
               "(Table 1's Valid Acc), train = training accuracy at that epoch, mean ± std over "
               "seeds; diff = ours - report (validation).", "",
