@@ -76,10 +76,27 @@ def setup(*, mode="quick", device="auto", dataset="cifar10", data_root=None, see
         dev = resolve_device(device)
     except ValueError as e:
         raise ParameterError(f"parameter {e}") from None
+    _inline_plots()
     seed_everything(seed)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     return NotebookParams(mode, dev, dataset, data_root, seed, out, extra)
+
+
+def _inline_plots() -> None:
+    """In a notebook kernel, make sure figures show: a kernel started with MPLBACKEND=Agg
+    in its environment keeps Agg, and plt.show() then draws nothing."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is None or type(shell).__name__ != "ZMQInteractiveShell":
+        return
+    import matplotlib
+
+    if matplotlib.get_backend().lower() == "agg":
+        shell.run_line_magic("matplotlib", "inline")
 
 
 def record_headline(params: NotebookParams, name: str, value, note: str = "") -> dict:

@@ -5,7 +5,11 @@ import torch
 
 from course_utils import data
 
-os.environ.setdefault("MPLBACKEND", "Agg")
+# Agg for figures drawn in this process only; the notebook kernels that papermill and nbval
+# start must keep their inline backend (with MPLBACKEND=Agg in the environment they draw nothing).
+import matplotlib  # noqa: E402
+
+matplotlib.use("Agg")
 
 
 def _have(name):
