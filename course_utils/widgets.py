@@ -158,8 +158,8 @@ class SpectrumExplorer(_Explorer):
             fig, ax = plt.subplots(figsize=(6, 2.6))
             xs = [r["segments"] for r in rows]
             ax.plot(xs, [r["params"] for r in rows], "o-", label="parameters")
-            ax.plot(xs, [r["macs"] / (self.size * self.size) for r in rows], "s--",
-                    label="MACs per pixel")
+            ax.plot(xs, [r["macs"] for r in rows], "s--",
+                    label=f"MACs ({self.size}x{self.size} input)")
             ax.axvline(cur["segments"], color="gray", lw=1)
             ax.set_xscale("log", base=2), ax.set_yscale("log")
             ax.set_xlabel("segments (1 = regular conv, channels = extreme / separable)")
@@ -233,20 +233,30 @@ def dense2net_cost(backbone: str = "tiny", growth_rate: int = 12, scale: int = 4
     """Parameters and MACs (one size x size RGB image) of a Dense2Net configuration on a
     backbone of BACKBONES, and of the DenseNet with the same backbone and growth rate, as
     course_utils.profile counts them on the real modules."""
-    from .models import create_model
-
     if backbone not in BACKBONES:
         raise ValueError(f"backbone={backbone!r} is not allowed; allowed: {', '.join(BACKBONES)}")
     b = BACKBONES[backbone]
     args = dense2net_config(growth_rate, scale, groups, se)
-    net = create_model(b["model"], num_classes=b["num_classes"], **args)
-    base = create_model(b["baseline"], num_classes=b["num_classes"], growth_rate=growth_rate)
-    shape = (1, 3, size, size)
+    params, macs = _count_on_meta(b["model"], b["num_classes"], size, **args)
+    base_params, base_macs = _count_on_meta(b["baseline"], b["num_classes"], size,
+                                            growth_rate=growth_rate)
     return {"backbone": backbone, "model": b["model"], "growth_rate": growth_rate,
             "scale": scale, "groups": groups, "se": se, "width": BN_SIZE * growth_rate // scale,
-            "params": profile.count_params(net), "macs": profile.count_macs(net, shape),
-            "baseline": b["baseline"], "baseline_params": profile.count_params(base),
-            "baseline_macs": profile.count_macs(base, shape)}
+            "params": params, "macs": macs, "baseline": b["baseline"],
+            "baseline_params": base_params, "baseline_macs": base_macs}
+
+
+@functools.lru_cache(maxsize=256)
+def _count_on_meta(name: str, num_classes: int, size: int, **args) -> tuple[int, int]:
+    """Parameters and MACs of a zoo model built on the meta device: shapes only, no
+    memory and no arithmetic, so a DenseNet-121 is counted in well under a second."""
+    import torch
+
+    from .models import create_model
+
+    with torch.device("meta"):
+        net = create_model(name, num_classes=num_classes, **args)
+    return profile.count_params(net), profile.count_macs(net, (1, 3, size, size))
 
 
 def format_dense2net(costs: list[dict]) -> str:
@@ -324,14 +334,16 @@ class Dense2NetExplorer(_Explorer):
                                  description="groups C", layout=W.Layout(width="200px")),
             "se": W.Checkbox(value=se, description="SE", indent=False),
         }
+        wide = W.Layout(width="auto")
         self.buttons = {
-            "latency": W.Button(description="measure latency", icon="clock-o"),
-            "summary": W.Button(description="torchinfo summary", icon="list"),
-            "train": W.Button(description="train (quick)", icon="play", button_style="primary"),
+            "latency": W.Button(description="measure latency", icon="clock-o", layout=wide),
+            "summary": W.Button(description="torchinfo summary", icon="list", layout=wide),
+            "train": W.Button(description="train (quick)", icon="play", button_style="primary",
+                              layout=wide),
         }
         self.summary = W.HTML()
         self.status = W.HTML()
-        self.details = W.Output()
+        self.details = W.Output(layout=W.Layout(max_height="420px", overflow="auto"))
         self.curve = W.Output()
         self.ui = W.VBox([W.HBox([self.controls["growth_rate"], self.controls["scale"]]),
                           W.HBox([self.controls["groups"], self.controls["se"]]),
