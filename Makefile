@@ -3,6 +3,9 @@
 #   make test     set up, prepare the data, run the test suite (pytest + nbval)
 #   make lab      set up, start JupyterLab with the kit's kernel
 #   make data     set up, find/check/decode the default dataset
+#   make assignments  set up, build the student versions into lessons/ (nbgrader)
+#   make grade SUBMISSIONS=dir [OUT=grades.csv] [TIMEOUT=seconds]
+#                 set up, prepare the data, grade a folder of submitted notebooks into a CSV
 SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
@@ -14,9 +17,13 @@ KERNEL := course-kit
 # (../shared/data), when there is one. See data/README.md for the whole search order.
 COURSE_DATA ?= $(firstword $(wildcard $(abspath ../shared/data)))
 export COURSE_DATA
-export MPLBACKEND := Agg
 
-.PHONY: setup course test lab data strip clean
+# Grading: the folder of submitted notebooks, the CSV to write, seconds per notebook.
+SUBMISSIONS ?=
+OUT ?= build/grades.csv
+TIMEOUT ?= 300
+
+.PHONY: setup course test lab data browser strip clean assignments grade
 
 setup: $(STAMP)
 
@@ -49,12 +56,37 @@ data: setup
 course: data
 	$(BIN)/python -m course_utils.runbook --mode $(MODE)
 
-test: data
+# Chromium for the browser test (tests/test_lab_e2e.py), from Debian's package where apt
+# may be used; best effort: without a browser that test skips and says how to get one.
+browser:
+	@if ! command -v chromium >/dev/null && command -v apt-get >/dev/null; then \
+	  S=""; [ "$$(id -u)" = 0 ] || S="sudo -n"; \
+	  if [ -z "$$S" ] || sudo -n true 2>/dev/null; then \
+	    echo "[browser] installing Debian's chromium for tests/test_lab_e2e.py"; \
+	    (DEBIAN_FRONTEND=noninteractive $$S apt-get install -y -qq chromium \
+	     || ($$S apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$S apt-get install -y -qq \
+	         chromium)) >/dev/null 2>&1 || echo "[browser] apt-get failed: no chromium"; \
+	  else echo "[browser] for the browser test: sudo apt-get install chromium"; fi; \
+	fi
+
+test: data browser
 	$(BIN)/python -m pytest --nbval-lax --nbval-current-env tests notebooks
 
 # LAB_ARGS: extra options, e.g. LAB_ARGS="--no-browser --port 8899"
+# MPLBACKEND is unset here: with Agg set in the environment the kernel would not switch to
+# its inline backend and no plot would show in JupyterLab.
 lab: setup
-	$(BIN)/jupyter lab --notebook-dir=notebooks $$([ "$$(id -u)" = 0 ] && echo --allow-root) $(LAB_ARGS)
+	env -u MPLBACKEND $(BIN)/jupyter lab --notebook-dir=notebooks $$([ "$$(id -u)" = 0 ] && echo --allow-root) $(LAB_ARGS)
+
+# Student versions: lessons/<notebook>/<notebook>.ipynb, rewritten only when they change.
+assignments: setup
+	$(BIN)/python -m course_utils.classroom assignments
+
+grade: data
+	@if [ -z "$(SUBMISSIONS)" ]; then \
+	  echo "make grade: set SUBMISSIONS to a folder of submitted notebooks:" \
+	       "make grade SUBMISSIONS=dir [OUT=grades.csv] [TIMEOUT=seconds]" >&2; exit 2; fi
+	$(BIN)/python -m course_utils.classroom grade "$(SUBMISSIONS)" --out "$(OUT)" --timeout "$(TIMEOUT)"
 
 strip: setup
 	$(BIN)/python -m course_utils.nbtools strip notebooks/*.ipynb

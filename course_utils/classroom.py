@@ -1,0 +1,653 @@
+"""Classroom: student versions of the lessons, and automatic grading, on nbgrader.
+
+    python -m course_utils.classroom assignments            # notebooks/ -> lessons/<stem>/
+    python -m course_utils.classroom assignments --check    # exit 1 if lessons/ is stale
+    python -m course_utils.classroom grade SUBMISSIONS --out build/grades.csv --timeout 300
+
+The exercises are marked in nbgrader's format: an answer cell (nbgrader `solution`) whose
+`### BEGIN SOLUTION` ... `### END SOLUTION` region is the instructor's answer, then a
+locked check cell (nbgrader `grade`, with `points`) whose `### BEGIN HIDDEN TESTS` ...
+`### END HIDDEN TESTS` block the students do not see. Both commands chain nbgrader's own
+preprocessors, in the order its `generate_assignment` and `autograde` converters run
+them; nothing here edits solutions or tests by hand.
+
+Student version (`assignments`): LockCells, ClearSolutions (an answer region becomes
+`raise NotImplementedError()`), ClearOutput, CheckCellMetadata, ComputeChecksums,
+ClearHiddenTests, ComputeChecksums; then the parameters cell's `out_dir` is pointed inside
+the lesson's own folder (`build/out`, git-ignored), so that lessons/<stem>/<stem>.ipynb
+runs from where it lies. Files are rewritten only when their text changes.
+
+Grading (`grade`): a throw-away gradebook (sqlite, in a temporary folder) records every
+lesson's cells as released, hidden tests included (nbgrader's SaveCells). Every submission
+is read into memory first, then, one at a time:
+  1. its lesson is identified (its nbgrader grade_ids; else its file name);
+  2. it is sanitized: ClearOutput, DeduplicateIds, OverwriteKernelspec, OverwriteCells
+     (a check cell whose text differs from the release, which is every check cell of a
+     student version since its hidden tests were removed, is put back whole; a deleted
+     one is added back), CheckCellMetadata;
+  3. it runs in its own process, in a private temporary folder that is also its HOME and
+     working folder, with mode="smoke" injected by papermill (grading is about the
+     exercises, not the training), killed with everything it started after `timeout`
+     seconds;
+  4. each check cell is scored with nbgrader's determine_grade (an error, or output on
+     stderr: 0; otherwise its points) and the error line becomes the reason.
+The table (one row per submission, one column per exercise, the total, one reason column
+per exercise) is written atomically as CSV.
+
+This isolates accidents: an exception, an endless loop or a file written anywhere cannot
+stop the grading of the others or change their results. It is not a sandbox against
+deliberate cheating: as in nbgrader, the checks run in the same kernel as the answers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import csv
+import json
+import logging
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+
+REPO = Path(__file__).resolve().parents[1]
+SOURCE_DIR = REPO / "notebooks"
+LESSONS_DIR = REPO / "lessons"
+NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
+STUDENT_OUT_DIR = "build/out"        # relative to lessons/<stem>/; build/ is git-ignored
+GRADING_MODE = "smoke"               # the exercises do not depend on the training's size
+DEFAULT_TIMEOUT = 300.0              # s per notebook; smoke mode needs ~5-70 s on 2 cores
+DEFAULT_CSV = REPO / "build" / "grades.csv"
+_TOKEN_VAR = "COURSE_GRADE_TOKEN"    # marks every process a submission starts
+_NBGRADER_LOG = logging.getLogger("course_utils.classroom.nbgrader")
+_NBGRADER_LOG.setLevel(logging.ERROR)  # OverwriteCells warns for every restored check cell
+
+
+class ClassroomError(ValueError):
+    """Bad input to a classroom command; the message names the parameter."""
+
+
+# --------------------------------------------------------------------------- lessons
+
+@dataclass(frozen=True)
+class Exercise:
+    name: str            # the answer cell's grade_id ("ex1_out_size"), else the check's
+    check_id: str        # grade_id of the check cell ("ex1_check")
+    points: float
+    answer_ids: tuple[str, ...]
+
+    def column(self, stem: str) -> str:
+        return f"{stem}:{self.name}"
+
+
+@dataclass
+class Lesson:
+    stem: str
+    path: Path
+    nb: nbformat.NotebookNode
+    exercises: list[Exercise]
+    grade_ids: set[str]
+
+
+def _nbgrader(cell) -> dict:
+    return cell.metadata.get("nbgrader", {}) or {}
+
+
+def exercises_of(nb) -> list[Exercise]:
+    """One exercise per nbgrader grade cell, named after the answer cells before it."""
+    out, answers = [], []
+    for cell in nb.cells:
+        meta = _nbgrader(cell)
+        if meta.get("solution") and not meta.get("grade"):
+            answers.append(meta["grade_id"])
+        if meta.get("grade"):
+            name = answers[0] if answers else meta["grade_id"]
+            out.append(Exercise(name, meta["grade_id"], float(meta.get("points", 0)),
+                                tuple(answers)))
+            answers = []
+    return out
+
+
+def source_notebooks(source_dir: Path = SOURCE_DIR) -> list[Path]:
+    source_dir = Path(source_dir)
+    if not source_dir.is_dir():
+        raise ClassroomError(f"source folder (--source) {str(source_dir)!r} does not exist")
+    paths = sorted(source_dir.glob(NOTEBOOK_GLOB))
+    if not paths:
+        raise ClassroomError(f"source folder (--source) {str(source_dir)!r} holds no "
+                             f"notebook named like {NOTEBOOK_GLOB}")
+    return paths
+
+
+def load_lessons(source_dir: Path = SOURCE_DIR) -> list[Lesson]:
+    lessons = []
+    for path in source_notebooks(source_dir):
+        nb = nbformat.read(path, as_version=4)
+        ids = {_nbgrader(c)["grade_id"] for c in nb.cells if "grade_id" in _nbgrader(c)}
+        lessons.append(Lesson(path.stem, path, nb, exercises_of(nb), ids))
+    return lessons
+
+
+def _apply(preprocessors, nb, resources):
+    for cls in preprocessors:
+        nb, resources = cls(log=_NBGRADER_LOG)(nb, resources)
+    return nb, resources
+
+
+def _release_steps():
+    from nbgrader.preprocessors import (CheckCellMetadata, ClearOutput, ClearSolutions,
+                                        ComputeChecksums, LockCells)
+    # nbgrader's generate_assignment order, up to (not including) SaveCells
+    return [LockCells, ClearSolutions, ClearOutput, CheckCellMetadata, ComputeChecksums]
+
+
+# --------------------------------------------------------------------------- assignments
+
+_OUT_DIR_LINE = re.compile(r"""^(out_dir\s*=\s*)(["'])(.*?)\2""", re.M)
+_PARENT_PATH = re.compile(r"""(["'])\.\./""")
+
+
+def _lesson_folder_paths(nb):
+    """The parameters cell's paths, for a notebook in lessons/<stem>/ instead of
+    notebooks/: out_dir inside the lesson's own folder, other "../x" paths one level up."""
+    for cell in nb.cells:
+        if cell.cell_type == "code" and "parameters" in cell.metadata.get("tags", []):
+            src = _OUT_DIR_LINE.sub(
+                lambda m: f"{m.group(1)}{m.group(2)}{STUDENT_OUT_DIR}{m.group(2)}", cell.source)
+            cell.source = _PARENT_PATH.sub(r"\1../../", src)
+    return nb
+
+
+def student_version(nb):
+    """The notebook a student gets: answers and hidden tests removed, outputs cleared,
+    check cells locked (nbgrader's generate_assignment preprocessors)."""
+    from nbgrader.preprocessors import CheckCellMetadata, ClearHiddenTests, ComputeChecksums
+
+    nb = copy.deepcopy(nb)
+    steps = _release_steps() + [ClearHiddenTests, ComputeChecksums, CheckCellMetadata]
+    nb, _ = _apply(steps, nb, {})
+    for cell in nb.cells:
+        cell.metadata.pop("papermill", None)
+        cell.metadata.pop("execution", None)
+    nb.metadata.pop("papermill", None)
+    return _lesson_folder_paths(nb)
+
+
+def _dumps(nb) -> str:
+    text = nbformat.writes(nb)
+    return text if text.endswith("\n") else text + "\n"
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def build_assignments(source_dir: Path = SOURCE_DIR, out_dir: Path = LESSONS_DIR, *,
+                      check: bool = False, log=print) -> list[Path]:
+    """Write out_dir/<stem>/<name>.ipynb for every notebook of source_dir. Returns the
+    files that changed (with check=True: that would change; nothing is written)."""
+    out_dir = Path(out_dir)
+    changed = []
+    for path in source_notebooks(source_dir):
+        nb = nbformat.read(path, as_version=4)
+        text = _dumps(student_version(nb))
+        target = out_dir / path.stem / path.name
+        old = target.read_text(encoding="utf-8") if target.is_file() else None
+        if old != text:
+            changed.append(target)
+            if not check:
+                _write_atomic(target, text)
+        n = len(exercises_of(nb))
+        state = "stale" if (check and old != text) else ("written" if old != text else "up to date")
+        log(f"[assignments] {target}: {n} exercise{'s' * (n != 1)}, {state}")
+        if not (out_dir / path.stem / "README.md").is_file():
+            log(f"[assignments] warning: {out_dir / path.stem / 'README.md'} is missing: "
+                "write the lesson plan (see lessons/01_convolution/README.md)")
+    return changed
+
+
+# --------------------------------------------------------------------------- grading
+
+@dataclass
+class Result:
+    submission: str
+    lesson: str = ""
+    scores: dict = field(default_factory=dict)      # exercise column -> points
+    max_scores: dict = field(default_factory=dict)
+    reasons: dict = field(default_factory=dict)     # exercise column -> text
+    note: str = ""
+    seconds: float = 0.0
+
+    @property
+    def total(self) -> float:
+        return sum(self.scores.values())
+
+    @property
+    def max_total(self) -> float:
+        return sum(self.max_scores.values())
+
+
+def find_submissions(folder) -> list[Path]:
+    folder = Path(folder)
+    if not folder.exists():
+        raise ClassroomError(f"submissions folder (SUBMISSIONS) {str(folder)!r} does not exist")
+    if not folder.is_dir():
+        raise ClassroomError(f"submissions folder (SUBMISSIONS) {str(folder)!r} is not a folder")
+    subs = sorted(p for p in folder.rglob("*.ipynb")
+                  if p.is_file() and not any(part.startswith(".")
+                                             for part in p.relative_to(folder).parts))
+    if not subs:
+        raise ClassroomError(f"submissions folder (SUBMISSIONS) {str(folder)!r} holds no "
+                             ".ipynb notebook")
+    return subs
+
+
+def identify(nb, name: str, lessons: list[Lesson]) -> Lesson | None:
+    """The lesson a submission belongs to: the most nbgrader grade_ids in common (the
+    check ids repeat across lessons, the answer ids do not), then its file name."""
+    ids = {_nbgrader(c)["grade_id"] for c in nb.cells if "grade_id" in _nbgrader(c)}
+    base = Path(name).name
+
+    def by_name(lesson):
+        if lesson.stem in name:
+            return 2
+        m = re.search(r"(?<!\d)(\d\d)_", base)
+        return 1 if m and lesson.stem.startswith(m.group(1) + "_") else 0
+
+    best = max(lessons, key=lambda L: (len(ids & L.grade_ids), by_name(L)))
+    if not (ids & best.grade_ids) and not by_name(best):
+        return None
+    return best
+
+
+def _gradebook(url: str, lessons: list[Lesson]) -> None:
+    """Record every lesson's released cells (hidden tests included), as nbgrader's
+    generate_assignment does before ClearHiddenTests."""
+    from nbgrader.api import Gradebook
+    from nbgrader.preprocessors import SaveCells
+
+    # a new gradebook asks the `alembic` command for its schema version: find the one
+    # beside this interpreter even when the virtual environment is not activated
+    bindir = str(Path(sys.executable).parent)
+    if bindir not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = os.pathsep.join([bindir, os.environ.get("PATH", "")])
+    for lesson in lessons:
+        if not lesson.exercises:
+            continue
+        with Gradebook(url) as gb:
+            gb.update_or_create_assignment(lesson.stem)
+        res = {"nbgrader": {"notebook": lesson.stem, "assignment": lesson.stem, "db_url": url}}
+        _apply(_release_steps() + [SaveCells], copy.deepcopy(lesson.nb), res)
+
+
+def sanitize(nb, lesson: Lesson, url: str):
+    """nbgrader autograde's sanitizing steps: restore locked check cells (hidden tests
+    included), their points and the kernelspec from the gradebook."""
+    from nbgrader.preprocessors import (CheckCellMetadata, ClearOutput, DeduplicateIds,
+                                        OverwriteCells, OverwriteKernelspec)
+
+    res = {"nbgrader": {"notebook": lesson.stem, "assignment": lesson.stem, "db_url": url}}
+    nb = copy.deepcopy(nb)
+    for add_missing in (True, False):
+        try:
+            steps = [ClearOutput, DeduplicateIds, OverwriteKernelspec]
+            nb2, _ = _apply(steps, copy.deepcopy(nb), res)
+            nb2, _ = OverwriteCells(log=_NBGRADER_LOG, add_missing_cells=add_missing)(nb2, res)
+            nb2, _ = _apply([CheckCellMetadata], nb2, res)
+            return nb2
+        except KeyError:
+            # nbgrader cannot place a deleted check cell whose neighbour is deleted too;
+            # grade without it (that exercise then scores 0, "check cell missing")
+            continue
+    raise RuntimeError("nbgrader could not restore the check cells")
+
+
+def _edited_checks(nb, lesson: Lesson) -> list[str]:
+    """Check cells the student changed or deleted (graded with the originals anyway)."""
+    from nbgrader.preprocessors import ClearHiddenTests
+
+    released, _ = _apply([ClearHiddenTests], copy.deepcopy(lesson.nb), {})
+    allowed = {}   # grade_id -> the texts a check cell may have: as released, or whole
+    for c in released.cells + lesson.nb.cells:
+        if _nbgrader(c).get("grade"):
+            allowed.setdefault(_nbgrader(c)["grade_id"], set()).add(c.source.strip())
+    seen = {_nbgrader(c).get("grade_id"): c.source for c in nb.cells if _nbgrader(c).get("grade_id")}
+    notes = []
+    for gid, texts in allowed.items():
+        if gid not in seen:
+            notes.append(f"{gid} (deleted)")
+        elif seen[gid].strip() not in texts:
+            notes.append(f"{gid} (edited)")
+    return notes
+
+
+def _kill_marked(token: str) -> None:
+    """SIGKILL every process whose environment carries this submission's token: the
+    runner, its kernel (jupyter starts kernels in a session of their own) and whatever
+    the submission started. Linux /proc; elsewhere the process group kill must do."""
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return
+    needle = f"{_TOKEN_VAR}={token}".encode()
+    for _ in range(3):
+        found = False
+        for d in proc.iterdir():
+            if not d.name.isdigit() or int(d.name) == os.getpid():
+                continue
+            try:
+                if needle in (d / "environ").read_bytes().split(b"\0"):
+                    os.kill(int(d.name), signal.SIGKILL)
+                    found = True
+            except (OSError, ValueError):
+                continue
+        if not found:
+            return
+        time.sleep(0.2)
+
+
+def _kill_group(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _run_isolated(nb, name: str, timeout: float, mode: str, kernel: str):
+    """Run one sanitized submission in a private temporary folder and process.
+    Returns (records by grade_id, timed_out, return code, last runner line, seconds)."""
+    with tempfile.TemporaryDirectory(prefix="course-submission-",
+                                     ignore_cleanup_errors=True) as priv:
+        priv = Path(priv)
+        work, home, tmp = priv / "work", priv / "home", priv / "tmp"
+        for d in (work, home, tmp):
+            d.mkdir()
+        stem = re.sub(r"[^A-Za-z0-9_.-]", "_", Path(name).stem) or "submission"
+        inp, out = work / f"{stem}.ipynb", priv / "executed.ipynb"
+        progress = priv / "progress.jsonl"
+        nbformat.write(nb, inp)
+        token = uuid.uuid4().hex
+        env = dict(os.environ, HOME=str(home), TMPDIR=str(tmp), **{_TOKEN_VAR: token})
+        env.pop("MPLBACKEND", None)   # the kernel's inline backend (Agg warns on plt.show)
+        for var in ("MPLCONFIGDIR", "IPYTHONDIR", "XDG_CACHE_HOME", "XDG_CONFIG_HOME",
+                    "JUPYTER_RUNTIME_DIR"):
+            env.pop(var, None)        # writable places outside HOME: use HOME's
+        env["PYTHONPATH"] = os.pathsep.join([str(REPO)] + [p for p in [env.get("PYTHONPATH")] if p])
+        cmd = [sys.executable, "-m", "course_utils.classroom", "_execute", "--kernel", kernel,
+               "--mode", mode, "--progress", str(progress), str(inp), str(out)]
+        t0 = time.perf_counter()
+        timed_out = False
+        with open(priv / "runner.log", "wb") as log:
+            p = subprocess.Popen(cmd, cwd=work, env=env, stdin=subprocess.DEVNULL, stdout=log,
+                                 stderr=subprocess.STDOUT, start_new_session=True)
+            try:
+                rc = p.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                timed_out = True
+                _kill_group(p.pid)
+                rc = p.wait()
+            finally:
+                _kill_group(p.pid)
+                _kill_marked(token)
+        seconds = time.perf_counter() - t0
+        records = {}
+        if progress.is_file():
+            for line in progress.read_text(encoding="utf-8", errors="replace").splitlines():
+                try:
+                    rec = json.loads(line)
+                    records[rec["grade_id"]] = rec
+                except (ValueError, KeyError, TypeError):
+                    continue   # a line cut by the kill
+        lines = [ln for ln in (priv / "runner.log").read_text(errors="replace").splitlines()
+                 if ln.strip() and not ln.startswith(("[IPKernelApp]", " "))]
+        return records, timed_out, rc, (lines[-1] if lines else ""), seconds
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def _one_line(text: str, limit: int = 240) -> str:
+    text = " ".join(_ANSI.sub("", str(text)).split())
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _problem(outputs) -> str:
+    """Why a cell's outputs earn no points: its error, else what it wrote to stderr."""
+    for o in outputs:
+        if o.get("output_type") == "error":
+            ename, evalue = o.get("ename", "Error"), _one_line(o.get("evalue", ""))
+            if ename == "NotImplementedError" and not evalue:
+                return "NotImplementedError: not answered yet (the answer cell still raises NotImplementedError)"
+            return f"{ename}: {evalue}" if evalue else ename
+    for o in outputs:
+        if o.get("output_type") == "stream" and o.get("name") == "stderr":
+            return "wrote to stderr (nbgrader gives 0): " + _one_line(o.get("text", ""))
+    return ""
+
+
+def _score(lesson: Lesson, res: Result, records, timed_out, rc, last_line, timeout) -> None:
+    from nbgrader.utils import determine_grade
+
+    for ex in lesson.exercises:
+        col = ex.column(lesson.stem)
+        res.max_scores[col] = ex.points
+        rec = records.get(ex.check_id)
+        if rec is None:
+            res.scores[col] = 0.0
+            if timed_out:
+                res.reasons[col] = f"timed out after {timeout:g} s"
+            elif rc != 0:
+                res.reasons[col] = "not run: the notebook stopped before this check" + (
+                    f" ({_one_line(last_line, 160)})" if last_line else f" (exit status {rc})")
+            else:
+                res.reasons[col] = "not run: the check cell is missing from the submission"
+            continue
+        cell = nbformat.v4.new_code_cell(source="", metadata={"nbgrader": {
+            "grade": True, "solution": False, "locked": True, "grade_id": ex.check_id,
+            "points": ex.points}})
+        cell.outputs = [nbformat.from_dict(o) for o in rec.get("outputs", [])]
+        score, _ = determine_grade(cell, _NBGRADER_LOG)
+        if rec.get("status") != "ok":
+            score = 0.0
+        res.scores[col] = float(score or 0.0)
+        if res.scores[col] >= ex.points:
+            res.reasons[col] = "passed"
+            continue
+        why = _problem(cell.outputs) or (f"partial credit {score:g} of {ex.points:g}"
+                                         if score else "the check did not pass")
+        answers = [_problem([nbformat.from_dict(o) for o in records[a].get("outputs", [])])
+                   for a in ex.answer_ids if a in records]
+        answer_errors = [a for a in answers if a]
+        if answer_errors and not why.startswith("NotImplementedError"):
+            why = f"answer cell: {answer_errors[0]}; check: {why}"
+        res.reasons[col] = why
+
+
+def grade_submission(name: str, data: bytes, lessons: list[Lesson], url: str, *,
+                     timeout: float, mode: str = GRADING_MODE, kernel: str = "python3") -> Result:
+    res = Result(name)
+    try:
+        nb = nbformat.reads(data.decode("utf-8"), as_version=4)
+    except Exception as e:  # noqa: BLE001 - any unreadable file is a row, not a crash
+        res.note = f"not a readable notebook: {type(e).__name__}: {_one_line(e, 160)}"
+        return res
+    lesson = identify(nb, name, lessons)
+    if lesson is None:
+        res.note = ("cannot tell which lesson this is: no nbgrader cell of any lesson and "
+                    "no lesson name (e.g. 01_convolution) in the file name")
+        return res
+    res.lesson = lesson.stem
+    if not lesson.exercises:
+        res.note = "this lesson has no graded exercises"
+        return res
+    edited = _edited_checks(nb, lesson)
+    try:
+        nb = sanitize(nb, lesson, url)
+    except Exception as e:  # noqa: BLE001
+        for ex in lesson.exercises:
+            col = ex.column(lesson.stem)
+            res.scores[col], res.max_scores[col] = 0.0, ex.points
+            res.reasons[col] = "not graded: the notebook's nbgrader cells could not be restored"
+        res.note = f"nbgrader: {type(e).__name__}: {_one_line(e, 160)}"
+        return res
+    records, timed_out, rc, last_line, res.seconds = _run_isolated(nb, name, timeout, mode, kernel)
+    _score(lesson, res, records, timed_out, rc, last_line, timeout)
+    notes = []
+    if edited:
+        notes.append("graded with the original check cells: " + ", ".join(edited))
+    if timed_out:
+        notes.append(f"timed out after {timeout:g} s")
+    elif rc != 0:
+        notes.append(f"stopped early: {_one_line(last_line, 160) or f'exit status {rc}'}")
+    res.note = "; ".join(notes)
+    return res
+
+
+def grade(submissions, *, out=DEFAULT_CSV, timeout: float = DEFAULT_TIMEOUT,
+          source_dir: Path = SOURCE_DIR, mode: str = GRADING_MODE, kernel: str = "python3",
+          log=print) -> list[Result]:
+    """Grade every .ipynb under `submissions`; write the CSV to `out` (None: don't)."""
+    try:
+        timeout = float(timeout)
+    except (TypeError, ValueError):
+        raise ClassroomError(f"timeout (TIMEOUT) must be a number of seconds > 0, got {timeout!r}") from None
+    if not timeout > 0:
+        raise ClassroomError(f"timeout (TIMEOUT) must be a number of seconds > 0, got {timeout:g}")
+    paths = find_submissions(submissions)
+    lessons = load_lessons(source_dir)
+    root = Path(submissions)
+    # read everything first: a submission that writes into this folder changes nothing
+    snapshot = [(p.relative_to(root).as_posix(), p.read_bytes()) for p in paths]
+    results = []
+    with tempfile.TemporaryDirectory(prefix="course-gradebook-",
+                                     ignore_cleanup_errors=True) as gbdir:
+        url = "sqlite:///" + str(Path(gbdir) / "gradebook.db")
+        _gradebook(url, lessons)
+        for i, (name, data) in enumerate(snapshot, 1):
+            r = grade_submission(name, data, lessons, url, timeout=timeout, mode=mode, kernel=kernel)
+            results.append(r)
+            log(f"[grade] {i}/{len(snapshot)} {name}: {r.lesson or '?'} "
+                f"{r.total:g}/{r.max_total:g} in {r.seconds:.1f} s" + (f" ({r.note})" if r.note else ""))
+    if out is not None:
+        write_csv(results, lessons, out)
+    return results
+
+
+def write_csv(results: list[Result], lessons: list[Lesson], out) -> Path:
+    """One row per submission; one points column per exercise of the lessons present,
+    total and max, then one reason column per exercise, a note and the run time."""
+    present = {r.lesson for r in results}
+    cols = [ex.column(L.stem) for L in lessons if L.stem in present for ex in L.exercises]
+    header = (["submission", "lesson"] + cols + ["total", "max_points"]
+              + [f"{c} reason" for c in cols] + ["note", "seconds"])
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    with open(tmp, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(header)
+        for r in results:
+            w.writerow([r.submission, r.lesson]
+                       + [f"{r.scores[c]:g}" if c in r.scores else "" for c in cols]
+                       + [f"{r.total:g}", f"{r.max_total:g}"]
+                       + [r.reasons.get(c, "") for c in cols]
+                       + [r.note, f"{r.seconds:.1f}"])
+    os.replace(tmp, out)
+    return out
+
+
+# --------------------------------------------------------------------------- runner
+
+def _execute_main(argv) -> int:
+    """Internal: run one sanitized notebook (in the private folder the grader made),
+    recording each nbgrader cell's outputs as soon as it has run."""
+    ap = argparse.ArgumentParser(prog="python -m course_utils.classroom _execute")
+    ap.add_argument("notebook", type=Path)
+    ap.add_argument("executed", type=Path)
+    ap.add_argument("--progress", type=Path, required=True)
+    ap.add_argument("--kernel", default="python3")
+    ap.add_argument("--mode", default=GRADING_MODE)
+    a = ap.parse_args(argv)
+
+    from nbclient import NotebookClient
+    from papermill.iorw import load_notebook_node
+    from papermill.parameterize import parameterize_notebook
+
+    nb = load_notebook_node(str(a.notebook))   # papermill's reader: default cell metadata
+    nb = parameterize_notebook(nb, {"mode": a.mode, "out_dir": "out"}, kernel_name=a.kernel,
+                               language="python")
+    with open(a.progress, "a", encoding="utf-8") as progress:
+        def record(cell, cell_index, execute_reply):
+            gid = _nbgrader(cell).get("grade_id")
+            if gid:
+                progress.write(json.dumps({"grade_id": gid, "index": cell_index,
+                                           "status": execute_reply["content"].get("status"),
+                                           "outputs": cell.get("outputs", [])}) + "\n")
+                progress.flush()
+
+        client = NotebookClient(nb, kernel_name=a.kernel, timeout=None, allow_errors=True,
+                                resources={"metadata": {"path": os.getcwd()}},
+                                on_cell_executed=record)
+        try:
+            client.execute()
+        finally:
+            nbformat.write(nb, a.executed)
+    return 0
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["_execute"]:
+        return _execute_main(argv[1:])
+    ap = argparse.ArgumentParser(
+        prog="python -m course_utils.classroom",
+        description="Student versions of the lessons and automatic grading (nbgrader).")
+    sub = ap.add_subparsers(dest="command", required=True)
+    a = sub.add_parser("assignments", help="build lessons/<stem>/<notebook> from notebooks/")
+    a.add_argument("--source", type=Path, default=SOURCE_DIR, help="instructor notebooks")
+    a.add_argument("--out", type=Path, default=LESSONS_DIR, help="lessons folder")
+    a.add_argument("--check", action="store_true",
+                   help="write nothing; exit 1 if a student version is out of date")
+    g = sub.add_parser("grade", help="grade a folder of submitted notebooks into a CSV")
+    g.add_argument("submissions", type=Path, help="folder of submitted .ipynb (searched recursively)")
+    g.add_argument("--out", type=Path, default=DEFAULT_CSV, help="CSV to write (default: %(default)s)")
+    g.add_argument("--timeout", default=DEFAULT_TIMEOUT,
+                   help="seconds per notebook before it is stopped (default: %(default)s)")
+    g.add_argument("--source", type=Path, default=SOURCE_DIR, help="instructor notebooks")
+    g.add_argument("--mode", default=GRADING_MODE, choices=("smoke", "quick", "full"),
+                   help="mode injected into every submission (default: %(default)s)")
+    g.add_argument("--kernel", default="python3",
+                   help="Jupyter kernel to run submissions with (default: python3, i.e. "
+                        "this interpreter's environment)")
+    args = ap.parse_args(argv)
+    try:
+        if args.command == "assignments":
+            changed = build_assignments(args.source, args.out, check=args.check)
+            if args.check and changed:
+                print("out of date: " + ", ".join(map(str, changed))
+                      + "\nrun `make assignments`", file=sys.stderr)
+                return 1
+            return 0
+        results = grade(args.submissions, out=args.out, timeout=args.timeout,
+                        source_dir=args.source, mode=args.mode, kernel=args.kernel,
+                        log=lambda m: print(m, file=sys.stderr, flush=True))
+        print(f"{len(results)} submission{'s' * (len(results) != 1)} graded; table: {args.out}")
+        return 0
+    except ClassroomError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,453 @@
+"""Classroom (issue 8): student versions in lessons/ and automatic grading, on nbgrader.
+
+Pure checks run for every notebook; the grading runs execute lesson 01 only (the fastest,
+seconds in smoke mode), once, with one folder holding every kind of submission."""
+import ast
+import csv
+import os
+import re
+import shutil
+from pathlib import Path
+
+import nbformat
+import papermill as pm
+import pytest
+
+from course_utils import classroom
+from conftest import needs_cifar10
+
+REPO = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((REPO / "notebooks").glob(classroom.NOTEBOOK_GLOB))
+IDS = [p.stem for p in NOTEBOOKS]
+WITH_EXERCISES = [p for p in NOTEBOOKS if classroom.exercises_of(nbformat.read(p, as_version=4))]
+LESSON01 = REPO / "notebooks" / "01_convolution.ipynb"
+
+
+def _student_path(path):
+    return REPO / "lessons" / path.stem / path.name
+
+
+def _nbg(cell):
+    return cell.metadata.get("nbgrader", {})
+
+
+def _view(nb):
+    """What must match between a committed student version and a fresh build."""
+    keep = ("nbgrader", "tags", "editable", "deletable")
+    return ([(c.cell_type, c.get("id"), c.source, {k: c.metadata.get(k) for k in keep})
+             for c in nb.cells], nb.metadata.get("kernelspec"))
+
+
+# ------------------------------------------------------------------ student versions
+
+@pytest.fixture(scope="module")
+def fresh_build(tmp_path_factory):
+    out = tmp_path_factory.mktemp("lessons")
+    classroom.build_assignments(REPO / "notebooks", out, log=lambda *_: None)
+    return out
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_student_version_is_committed_and_in_sync(path, fresh_build):
+    committed = _student_path(path)
+    assert committed.is_file(), f"{committed.relative_to(REPO)} is missing: run `make assignments`"
+    fresh = nbformat.read(fresh_build / path.stem / path.name, as_version=4)
+    assert _view(nbformat.read(committed, as_version=4)) == _view(fresh), (
+        f"{committed.relative_to(REPO)} is out of sync with notebooks/{path.name}: "
+        "run `make assignments` and commit lessons/")
+
+
+def test_no_student_version_without_its_notebook():
+    stems = {p.stem for p in NOTEBOOKS}
+    stale = [str(p.relative_to(REPO)) for p in (REPO / "lessons").glob("*/*.ipynb")
+             if p.stem not in stems or p.parent.name != p.stem]
+    assert not stale, f"student versions without a notebook in notebooks/: {stale}"
+
+
+def _regions(source, begin, end):
+    """The stripped lines inside begin/end marker regions, and those outside, in order."""
+    inside, outside, state = [], [], False
+    for line in source.split("\n"):
+        if begin in line:
+            state = True
+        elif end in line:
+            state = False
+        elif line.strip():
+            (inside if state else outside).append(line.strip())
+    return inside, outside
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_student_version_has_no_solution_and_no_hidden_check(path):
+    src = nbformat.read(path, as_version=4)
+    stu = nbformat.read(_student_path(path), as_version=4)
+    text = "\n".join(c.source for c in stu.cells)
+    for marker in ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS"):
+        assert marker not in text, f"{marker!r} in the student version"
+    by_id = {_nbg(c)["grade_id"]: c for c in stu.cells if "grade_id" in _nbg(c)}
+    # what the notebook shows outside its answers and hidden tests may appear anywhere
+    public = "\n".join(ln for c in src.cells for ln in _regions(
+        "\n".join(_regions(c.source, "BEGIN SOLUTION", "END SOLUTION")[1]),
+        "BEGIN HIDDEN", "END HIDDEN")[1])
+    for cell in src.cells:
+        meta = _nbg(cell)
+        if not meta:
+            continue
+        gid = meta["grade_id"]
+        assert gid in by_id, f"{gid} is missing from the student version"
+        if meta.get("solution"):
+            inside, outside = _regions(cell.source, "BEGIN SOLUTION", "END SOLUTION")
+            leaked = [ln for ln in inside if ln in by_id[gid].source and ln not in public]
+            assert not leaked, f"solution lines of {gid} in the student version: {leaked}"
+            assert "raise NotImplementedError()" in by_id[gid].source
+        if meta.get("grade"):
+            inside, outside = _regions(cell.source, "BEGIN HIDDEN TESTS", "END HIDDEN TESTS")
+            hidden_only = [ln for ln in inside if ln not in outside]
+            leaked = [ln for ln in hidden_only if ln in text and ln not in public]
+            assert not leaked, f"hidden test lines of {gid} in the student version: {leaked}"
+            # the visible checks are kept, whole
+            assert _regions(by_id[gid].source, "BEGIN HIDDEN", "END HIDDEN")[1] == outside, (
+                f"{gid}: the visible checks differ from the notebook's")
+    assert all(not c.get("outputs") for c in stu.cells if c.cell_type == "code")
+
+
+@pytest.mark.parametrize("path", WITH_EXERCISES, ids=[p.stem for p in WITH_EXERCISES])
+def test_exercises_are_marked_for_nbgrader(path):
+    nb = nbformat.read(path, as_version=4)
+    exercises = classroom.exercises_of(nb)
+    assert len({e.name for e in exercises}) == len(exercises)
+    for cell in nb.cells:
+        meta = _nbg(cell)
+        if meta.get("solution"):
+            assert "### BEGIN SOLUTION" in cell.source and "### END SOLUTION" in cell.source, meta
+        if meta.get("grade"):
+            assert meta.get("locked") and meta.get("points", 0) > 0, meta
+            assert "### BEGIN HIDDEN TESTS" in cell.source, (
+                f"{path.name}: check cell {meta['grade_id']} has no hidden tests "
+                "(### BEGIN HIDDEN TESTS / ### END HIDDEN TESTS)")
+    for e in exercises:
+        assert e.answer_ids, f"{path.name}: check {e.check_id} follows no answer cell"
+
+
+def _defined_names(source):
+    tree = ast.parse(source)
+    return {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
+
+
+@pytest.mark.parametrize("path", WITH_EXERCISES, ids=[p.stem for p in WITH_EXERCISES])
+def test_untouched_student_answers_are_stubs_the_checks_call(path):
+    """Pure counterpart, for every lesson, of grading an untouched student version: each
+    answer cell defines what the instructor's does, as a stub that raises, and the check
+    after it uses one of those names (so it reaches the stub)."""
+    src = nbformat.read(path, as_version=4)
+    stu = {_nbg(c)["grade_id"]: c for c in nbformat.read(_student_path(path), as_version=4).cells
+           if "grade_id" in _nbg(c)}
+    for e in classroom.exercises_of(src):
+        names = set()
+        for a in e.answer_ids:
+            original = next(c for c in src.cells if _nbg(c).get("grade_id") == a)
+            assert _defined_names(stu[a].source) == _defined_names(original.source), a
+            names |= _defined_names(original.source)
+        check = stu[e.check_id].source
+        assert any(re.search(rf"\b{re.escape(n)}\b", check) for n in names), (
+            f"{e.check_id} uses none of {sorted(names)}")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_student_version_writes_inside_its_lesson_folder(path):
+    nb = nbformat.read(_student_path(path), as_version=4)
+    params = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    m = re.search(r"""^out_dir\s*=\s*["'](.*)["']""", params.source, re.M)
+    assert m and m.group(1) == classroom.STUDENT_OUT_DIR, params.source
+    assert not m.group(1).startswith(("/", ".."))
+    # any other path relative to notebooks/ ("../data/x") now starts one level higher
+    src = next(c for c in nbformat.read(path, as_version=4).cells
+               if "parameters" in c.metadata.get("tags", []))
+    for rel in re.findall(r"""["'](\.\./[^"']*)["']""", src.source):
+        if not rel.startswith("../build/out"):
+            assert f'"../{rel}"' in params.source or f"'../{rel}'" in params.source, rel
+    # build/ is git-ignored at any depth, so a student's run leaves git clean
+    assert re.search(r"^build/$", (REPO / ".gitignore").read_text(), re.M)
+
+
+SECTIONS = ["Learning objectives", "Prerequisites", "Run time", "50-minute outline",
+            "Discussion questions", "Exercises"]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_lesson_plan(path):
+    readme = REPO / "lessons" / path.stem / "README.md"
+    assert readme.is_file(), f"{readme.relative_to(REPO)} is missing: write the lesson plan"
+    text = readme.read_text()
+    headings = re.findall(r"^#+\s*(.+?)\s*$", text, re.M)
+    for s in SECTIONS:
+        assert any(h.lower().startswith(s.lower()) for h in headings), f"no '{s}' section"
+    for e in classroom.exercises_of(nbformat.read(path, as_version=4)):
+        rows = [ln for ln in text.splitlines() if f"`{e.name}`" in ln]
+        assert rows, f"exercise {e.name} is not in the lesson plan"
+        assert any(re.search(rf"\|\s*{e.points:g}\s*\|", ln) for ln in rows), (
+            f"the lesson plan does not give {e.name}'s {e.points:g} point(s)")
+
+
+def test_assignments_is_a_no_op_when_in_sync(tmp_path):
+    out = tmp_path / "lessons"
+    first = classroom.build_assignments(REPO / "notebooks", out, log=lambda *_: None)
+    assert len(first) == len(NOTEBOOKS)
+    mtimes = {p: p.stat().st_mtime_ns for p in out.rglob("*.ipynb")}
+    assert classroom.build_assignments(REPO / "notebooks", out, log=lambda *_: None) == []
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*.ipynb")} == mtimes
+    assert classroom.main(["assignments", "--out", str(out), "--check"]) == 0
+    victim = out / LESSON01.stem / LESSON01.name
+    victim.write_text(victim.read_text().replace("raise NotImplementedError()", "return 0", 1))
+    assert classroom.main(["assignments", "--out", str(out), "--check"]) == 1
+    assert "return 0" in victim.read_text()   # --check writes nothing
+
+
+# ------------------------------------------------------------------ grading: pure parts
+
+def test_identify_by_grade_ids_then_by_file_name():
+    lessons = classroom.load_lessons()
+    by_stem = {L.stem: L for L in lessons}
+    stu = nbformat.read(_student_path(LESSON01), as_version=4)
+    assert classroom.identify(stu, "whatever.ipynb", lessons) is by_stem["01_convolution"]
+    # the check ids ex1_check.. repeat across lessons; the answer ids decide
+    lesson05 = nbformat.read(_student_path(REPO / "notebooks" / "05_res2net.ipynb"), as_version=4)
+    assert classroom.identify(lesson05, "01_convolution.ipynb", lessons) is by_stem["05_res2net"]
+    bare = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")])
+    assert classroom.identify(bare, "alice/01_convolution.ipynb", lessons) is by_stem["01_convolution"]
+    assert classroom.identify(bare, "alice_03_whatever.ipynb", lessons) is by_stem["03_inception_spectrum"]
+    assert classroom.identify(bare, "homework.ipynb", lessons) is None
+
+
+def test_check_cells_are_restored_with_their_hidden_tests(tmp_path):
+    """nbgrader's OverwriteCells, as grading runs it: an edited check cell and a deleted
+    one come back as the notebook has them, hidden tests included."""
+    lessons = classroom.load_lessons()
+    lesson = next(L for L in lessons if L.stem == LESSON01.stem)
+    url = f"sqlite:///{tmp_path / 'gradebook.db'}"
+    classroom._gradebook(url, [lesson])
+    nb = nbformat.read(_student_path(LESSON01), as_version=4)
+    first, second = [c for c in nb.cells if _nbg(c).get("grade")][:2]
+    first.source = "pass  # trust me"
+    nb.cells.remove(second)
+    assert classroom._edited_checks(nb, lesson) == [
+        f"{_nbg(first)['grade_id']} (edited)", f"{_nbg(second)['grade_id']} (deleted)"]
+    restored = classroom.sanitize(nb, lesson, url)
+    original = {_nbg(c)["grade_id"]: c.source for c in lesson.nb.cells if _nbg(c).get("grade")}
+    got = {_nbg(c)["grade_id"]: c.source for c in restored.cells if _nbg(c).get("grade")}
+    assert set(got) == set(original)
+    for gid, src in original.items():
+        assert "BEGIN HIDDEN TESTS" in got[gid] and src.strip() in got[gid], gid
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["grade", "{tmp}/nowhere"], "SUBMISSIONS"),
+    (["grade", "{tmp}/file.txt"], "SUBMISSIONS"),
+    (["grade", "{tmp}/empty"], "no .ipynb"),
+    (["grade", "{tmp}/subs", "--timeout", "0"], "TIMEOUT"),
+    (["grade", "{tmp}/subs", "--timeout", "-5"], "TIMEOUT"),
+    (["grade", "{tmp}/subs", "--timeout", "soon"], "TIMEOUT"),
+])
+def test_bad_input_is_a_clear_error(tmp_path, capsys, args, needle):
+    (tmp_path / "file.txt").write_text("x")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "subs").mkdir()
+    shutil.copy(_student_path(LESSON01), tmp_path / "subs" / LESSON01.name)
+    out = tmp_path / "grades.csv"
+    argv = [a.format(tmp=tmp_path) for a in args] + ["--out", str(out)]
+    assert classroom.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and needle in err, err
+    assert not out.exists()
+
+
+def test_csv_is_written_atomically_with_one_column_per_exercise(tmp_path):
+    lessons = classroom.load_lessons()
+    r1 = classroom.Result("a.ipynb", "01_convolution",
+                          {"01_convolution:ex1_out_size": 1.0, "01_convolution:ex2_macs": 0.0},
+                          {"01_convolution:ex1_out_size": 1.0, "01_convolution:ex2_macs": 1.0},
+                          {"01_convolution:ex2_macs": "AssertionError: no"}, "", 1.0)
+    r2 = classroom.Result("b.ipynb", note="cannot tell which lesson this is")
+    out = tmp_path / "g.csv"
+    out.write_text("old")
+    classroom.write_csv([r1, r2], lessons, out)
+    assert [p.name for p in tmp_path.iterdir()] == ["g.csv"]   # no temporary left
+    rows = list(csv.DictReader(out.open()))
+    ex01 = [e.name for e in classroom.exercises_of(nbformat.read(LESSON01, as_version=4))]
+    header = list(rows[0])
+    assert [h for h in header if ":" in h and not h.endswith("reason")] == \
+        [f"01_convolution:{n}" for n in ex01]          # only the lessons present
+    assert rows[0]["total"] == "1" and rows[0]["max_points"] == "2"
+    assert rows[0]["01_convolution:ex2_macs reason"] == "AssertionError: no"
+    assert rows[1]["lesson"] == "" and rows[1]["total"] == "0" and "which lesson" in rows[1]["note"]
+
+
+def test_makefile_and_readme_document_the_commands():
+    mk = (REPO / "Makefile").read_text()
+    phony = re.search(r"^\.PHONY:(.*)$", mk, re.M).group(1).split()
+    assert {"assignments", "grade"} <= set(phony)
+    head = "".join(ln for ln in mk.splitlines(keepends=True) if ln.startswith("#"))
+    assert "make assignments" in head and "make grade" in head
+    assert re.search(r"^grade:.*\b(setup|data)\b", mk, re.M)
+    assert re.search(r"^assignments:.*\bsetup\b", mk, re.M)
+    readme = (REPO / "README.md").read_text()
+    assert "## Classroom" in readme and "make grade SUBMISSIONS=" in readme and "nbgrader" in readme
+
+
+# ------------------------------------------------------------------ grading: runs (lesson 01)
+
+def _answers(path):
+    return {_nbg(c)["grade_id"]: c.source for c in nbformat.read(path, as_version=4).cells
+            if _nbg(c).get("solution")}
+
+
+def _submission(overrides=None, before_exercises=(), at_end=()):
+    """Lesson 01's student version with the instructor's answers filled in (overridden
+    per grade_id), and extra cells before the first answer and at the end."""
+    nb = nbformat.read(_student_path(LESSON01), as_version=4)
+    answers = {**_answers(LESSON01), **(overrides or {})}
+    for c in nb.cells:
+        if _nbg(c).get("solution"):
+            c.source = answers[_nbg(c)["grade_id"]]
+    first = next(i for i, c in enumerate(nb.cells) if _nbg(c).get("solution"))
+    nb.cells[first:first] = [nbformat.v4.new_code_cell(s) for s in before_exercises]
+    nb.cells += [nbformat.v4.new_code_cell(s) for s in at_end]
+    return nb
+
+
+def _processes_with(arg):
+    found = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                if arg.encode() in (d / "cmdline").read_bytes():
+                    found.append(int(d.name))
+            except OSError:
+                pass
+    return found
+
+
+TIMEOUT = 30   # s per notebook: lesson 01 takes 6-13 s in smoke mode on 2 busy cores
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    """One grading run over a folder with every kind of submission of lesson 01."""
+    tmp = tmp_path_factory.mktemp("grading")
+    subs = tmp / "submissions"
+    out = tmp / "out" / "grades.csv"
+    ex = {e.name: e for e in classroom.exercises_of(nbformat.read(LESSON01, as_version=4))}
+    names = list(ex)
+    victim = subs / "4_solution" / LESSON01.name
+    evil_src = f"""
+import os, pathlib
+pathlib.Path("../escaped.txt").write_text("written outside the working folder")
+pathlib.Path(os.path.expanduser("~/.grader-home-marker")).write_text("x")
+pathlib.Path({str(victim)!r}).write_text("overwritten by another submission")
+pathlib.Path({str(subs / "9_planted" / "01_convolution.ipynb")!r}).parent.mkdir(exist_ok=True)
+pathlib.Path({str(subs / "9_planted" / "01_convolution.ipynb")!r}).write_text("{{}}")
+pathlib.Path({str(out)!r}).parent.mkdir(parents=True, exist_ok=True)
+pathlib.Path({str(out)!r}).write_text("garbage")
+"""
+    sleeper = "987.654321"
+    cases = {
+        # writes outside its folder, overwrites another submission, then kills its kernel
+        "1_evil": _submission(before_exercises=[evil_src], at_end=["import os; os._exit(1)"]),
+        # the second answer loops forever, after starting a background process
+        "2_loops": _submission({names[1]: "import subprocess\nsubprocess.Popen(['sleep', '"
+                                + sleeper + "'])\nwhile True:\n    pass"}),
+        # a cell that raises before the exercises; the third answer raises; the first
+        # passes its visible check but not the hidden one (a wrong default padding)
+        "3_raises": _submission({names[2]: "def receptive_field(layers):\n"
+                                 "    raise ValueError('boom')",
+                                 names[0]: "def out_size(h, k, s=1, p=1, d=1):\n"
+                                 "    return (h + 2 * p - d * (k - 1) - 1) // s + 1"},
+                                before_exercises=["raise RuntimeError('a cell that fails')"]),
+        "4_solution": nbformat.read(LESSON01, as_version=4),
+        "5_untouched": nbformat.read(_student_path(LESSON01), as_version=4),
+    }
+    for folder, nb in cases.items():
+        (subs / folder).mkdir(parents=True)
+        nbformat.write(nb, subs / folder / LESSON01.name)
+    results = classroom.grade(subs, out=out, timeout=TIMEOUT, log=print)
+    rows = {r["submission"].split("/")[0]: r for r in csv.DictReader(out.open())}
+    return dict(results={r.submission.split("/")[0]: r for r in results}, rows=rows, names=names,
+                ex=ex, tmp=tmp, subs=subs, sleeper=sleeper)
+
+
+def _col(name):
+    return f"01_convolution:{name}"
+
+
+@needs_cifar10
+def test_solution_gets_full_marks(graded):
+    row = graded["rows"]["4_solution"]
+    assert row["lesson"] == "01_convolution"
+    assert all(row[_col(n)] == "1" for n in graded["names"]), row
+    assert row["total"] == row["max_points"] == "3"
+
+
+@needs_cifar10
+def test_untouched_student_version_gets_zero_with_a_reason(graded):
+    row = graded["rows"]["5_untouched"]
+    for n in graded["names"]:
+        assert row[_col(n)] == "0"
+        assert row[_col(n) + " reason"].startswith("NotImplementedError: not answered yet"), row
+    assert row["total"] == "0" and row["max_points"] == "3"
+
+
+@needs_cifar10
+def test_a_submission_that_raises_loses_only_that_exercise(graded):
+    row = graded["rows"]["3_raises"]
+    a, b, c = graded["names"]
+    assert row[_col(b)] == "1"                        # the failing cell stopped nothing
+    assert row[_col(c)] == "0" and row[_col(c) + " reason"] == "ValueError: boom"
+
+
+@needs_cifar10
+def test_hidden_checks_are_put_back_before_grading(graded):
+    row = graded["rows"]["3_raises"]
+    a = graded["names"][0]                            # passes the visible check only
+    assert row[_col(a)] == "0" and "defaults are s=1, p=0, d=1" in row[_col(a) + " reason"], row
+
+
+@needs_cifar10
+def test_an_endless_loop_times_out_and_is_killed(graded):
+    row = graded["rows"]["2_loops"]
+    a, b, c = graded["names"]
+    assert row[_col(a)] == "1"                        # ran before the loop: kept
+    for n in (b, c):
+        assert row[_col(n)] == "0" and row[_col(n) + " reason"] == f"timed out after {TIMEOUT} s"
+    assert f"timed out after {TIMEOUT} s" in row["note"]
+    assert TIMEOUT <= graded["results"]["2_loops"].seconds < TIMEOUT + 30
+    assert _processes_with(graded["sleeper"]) == [], "a process the submission started survived"
+
+
+@needs_cifar10
+def test_writing_outside_its_folder_changes_no_other_result(graded):
+    row = graded["rows"]["1_evil"]
+    assert row["total"] == "3"                        # its checks ran before its kernel died
+    assert "stopped early" in row["note"]
+    # the overwritten solution was graded from what was read before any submission ran,
+    # the planted notebook was not graded, and the CSV is the grader's, not the garbage
+    assert graded["rows"]["4_solution"]["total"] == "3"
+    assert "9_planted" not in graded["rows"] and len(graded["rows"]) == 5
+    # "../escaped.txt" and "~" were inside the submission's private temporary folder
+    assert not list(graded["tmp"].rglob("escaped.txt"))
+    assert not (Path.home() / ".grader-home-marker").exists()
+
+
+@needs_cifar10
+def test_student_notebook_runs_in_the_kit_kernel_up_to_its_first_exercise(tmp_path):
+    """As a student opens it: from its own folder, default parameters, the kit's kernel."""
+    lesson = tmp_path / "lessons" / LESSON01.stem
+    shutil.copytree(_student_path(LESSON01).parent, lesson)
+    nb = nbformat.read(lesson / LESSON01.name, as_version=4)
+    first = next(i for i, c in enumerate(nb.cells) if _nbg(c).get("solution"))
+    nb.cells = nb.cells[:first]
+    head = lesson / "up_to_exercise_1.ipynb"
+    nbformat.write(nb, head)
+    pm.execute_notebook(str(head), str(lesson / "executed.ipynb"), kernel_name="course-kit",
+                        cwd=str(lesson), progress_bar=False)
+    assert (lesson / "build" / "out").is_dir()        # out_dir lies inside the lesson folder
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lessons"]
