@@ -379,6 +379,20 @@ def _wait(get, want, page, what: str, timeout_s: float = STEP_MS / 1000):
     raise AssertionError(f"{what}: the page shows {got!r}, expected {want!r}")
 
 
+def _wait_match(expected, shown, page, what: str, timeout_s: float = STEP_MS / 1000):
+    """Poll until shown() == expected(), both read from the page afresh each time: the
+    controls' readouts and the numbers they drive arrive as separate messages, so a value
+    read once may be one message behind. Returns the matched value."""
+    t0, pair = time.monotonic(), None
+    while time.monotonic() - t0 < timeout_s:
+        pair = (expected(), shown())
+        if pair[0] == pair[1]:
+            return pair[0]
+        page.wait_for_timeout(150)
+    raise AssertionError(f"{what}: the page shows {pair[1]!r}, expected {pair[0]!r} for the "
+                         "controls' current settings")
+
+
 def _number(text: str, pattern: str) -> str | None:
     m = re.search(pattern, text)
     return m.group(1) if m else None
@@ -429,13 +443,15 @@ def test_spectrum_widget_in_jupyterlab(lab, browser):
             m = re.search(head, table.inner_text())
             return m.groups() if m else None
 
-        def expect_page_state(what):
+        def expected():
             ch = int(channels.input_value())
             seg = int(segments.locator(".widget-readout").inner_text())
-            n = widgets.segmented_cost(ch, seg, None, 32)["params"]
-            _wait(shown, (str(seg), str(ch), f"{n:,}"), nb.page,
-                  f"03 {what}: (segments, channels, parameters) for channels={ch}, segments={seg}")
-            return n
+            return (str(seg), str(ch), f"{widgets.segmented_cost(ch, seg, None, 32)['params']:,}")
+
+        def expect_page_state(what):
+            got = _wait_match(expected, shown, nb.page,
+                              f"03 {what}: (segments, channels, parameters)")
+            return int(got[2].replace(",", ""))
 
         n0 = expect_page_state("initially")
         _wait(lambda: plot.count() > 0, True, nb.page, "03: the spectrum plot (an image in the "
@@ -455,7 +471,9 @@ def test_spectrum_widget_in_jupyterlab(lab, browser):
         n2 = expect_page_state(f"after choosing {ch} channels")
         # the segment count stays where the new channel count allows it, else goes down
         keep = max(d for d in widgets.divisors(ch) if d <= seg)
-        assert n2 != n1 and int(segments.locator(".widget-readout").inner_text()) == keep
+        assert n2 != n1
+        _wait(lambda: int(segments.locator(".widget-readout").inner_text()), keep, nb.page,
+              f"03: the segments readout after choosing {ch} channels")
         nb.shot(cell, "spectrum_after_channels")
         nb.page.close()
 
@@ -492,13 +510,14 @@ def test_dense2net_widget_in_jupyterlab(lab, browser):
             return tuple(_number(text, rf"{m}\s+([\d,]+) parameters")
                          for m in ("dense2net_tiny", "dense2net121"))
 
-        def expect_page_state(what):
+        def expected():
             cfg = config()
-            want = tuple(f"{widgets.dense2net_cost(b, **cfg)['params']:,}"
+            return tuple(f"{widgets.dense2net_cost(b, **cfg)['params']:,}"
                          for b in ("tiny", "report"))
-            _wait(shown, want, nb.page, f"06 {what}: (dense2net_tiny, dense2net121) "
-                  f"parameters for {cfg}")
-            return want
+
+        def expect_page_state(what):
+            return _wait_match(expected, shown, nb.page,
+                               f"06 {what}: (dense2net_tiny, dense2net121) parameters")
 
         n0 = expect_page_state("initially")
         nb.shot(cell, "dense2net_initial")
