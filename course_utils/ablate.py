@@ -241,12 +241,12 @@ def _run_one(run_dir: Path, config: TrainConfig, force: bool, timeout: Optional[
     atomic_write_text(run_dir / "config.json", json.dumps(cfg, indent=2) + "\n")
     if notebook is None:
         cmd = [sys.executable, "-m", "course_utils.train", "--config",
-               str(run_dir / "config.json"), "--out", str(run_dir), "--resume", "--no-progress"]
-        if force:
-            cmd.append("--overwrite")
+               str(run_dir / "config.json"), "--out", str(run_dir), "--no-progress"]
+        # force: start over (a finished run's checkpoint would otherwise be resumed at its end)
+        cmd.append("--overwrite" if force else "--resume")
     else:
         if force:
-            cfg["overwrite"] = True
+            cfg["overwrite"], cfg["resume"] = True, False
         params = {"mode": config.mode, "dataset": config.dataset, "data_root": config.data_root,
                   "seed": config.seed, "epochs": config.epochs, "device": config.device,
                   "out_dir": str(run_dir), "train_config": json.dumps(cfg)}

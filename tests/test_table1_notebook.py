@@ -81,5 +81,13 @@ def test_finished_runs_are_read_back_and_rerun_trains_again(tmp_path):
     assert first.count("completed in") == 4 and "(read back)" not in first   # 3 rows + 1 gap row
     _, second = _run(tmp_path, mode="smoke")
     assert second.count("(read back)") == 4 and "completed in" not in second
+    metrics = sorted((tmp_path / "out").glob("*_smoke/*/seed0/metrics.jsonl"))
+    assert len(metrics) == 4
+    before = [m.stat().st_mtime_ns for m in metrics]
     _, forced = _run(tmp_path, mode="smoke", rerun=True)
     assert forced.count("completed in") == 4 and "(read back)" not in forced
+    # trained again from the first epoch, not resumed at the end of the finished run
+    assert all(m.stat().st_mtime_ns > t for m, t in zip(metrics, before))
+    for m in metrics:
+        last = (m.parent / "log.txt").read_text().rsplit("\n$ ", 1)[-1]   # the rerun's part
+        assert "--overwrite" in last and "resuming" not in last and "epoch   1/1" in last, last[-500:]
