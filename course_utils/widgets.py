@@ -17,6 +17,7 @@ import html
 
 
 from . import profile
+from .callbacks import Callback
 from .layers import SegmentedConv
 
 
@@ -272,17 +273,12 @@ def format_dense2net(costs: list[dict]) -> str:
     return "\n".join(lines)
 
 
-class _CurveCallback:
-    """Redraw train/val curves into an ipywidgets Output after every epoch."""
+class _CurveCallback(Callback):
+    """Redraw train/val curves into an ipywidgets Output after every epoch (LivePlot
+    updates a display handle of the cell instead, which a button callback does not own)."""
 
     def __init__(self, out, title):
         self.out, self.title = out, title
-
-    def on_fit_start(self, info):
-        pass
-
-    def on_step_end(self, *a):
-        pass
 
     def on_epoch_end(self, record, history):
         import matplotlib.pyplot as plt
@@ -295,9 +291,6 @@ class _CurveCallback:
         with self.out:
             display(fig)
         plt.close(fig)
-
-    def on_fit_end(self, summary):
-        pass
 
 
 class Dense2NetExplorer(_Explorer):
