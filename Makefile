@@ -13,10 +13,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 MODE ?= quick
 KERNEL := course-kit
-# Data: COURSE_DATA if you set it; otherwise a shared dataset folder beside the checkout
-# (../shared/data), when there is one. See data/README.md for the whole search order.
-COURSE_DATA ?= $(firstword $(wildcard $(abspath ../shared/data)))
-export COURSE_DATA
+# Data: quick and smoke mode train on the CIFAR-10 sample in data/cifar10-sample/ (in git);
+# full mode finds a full copy through COURSE_DATA if you set it (see data/README.md).
 
 # Grading: the folder of submitted notebooks, the CSV to write, seconds per notebook.
 SUBMISSIONS ?=
@@ -51,7 +49,7 @@ data: setup
 	         dataset-fashion-mnist)) >/dev/null 2>&1 || echo "[data] apt-get failed: no Fashion-MNIST"; \
 	  else echo "[data] for Fashion-MNIST: sudo apt-get install dataset-fashion-mnist"; fi; \
 	fi
-	$(BIN)/python -m course_utils.data prepare --dataset cifar10
+	$(BIN)/python -m course_utils.data prepare
 
 course: data
 	$(BIN)/python -m course_utils.runbook --mode $(MODE)

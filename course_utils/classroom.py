@@ -13,9 +13,10 @@ them; nothing here edits solutions or tests by hand.
 
 Student version (`assignments`): LockCells, ClearSolutions (an answer region becomes
 `raise NotImplementedError()`), ClearOutput, CheckCellMetadata, ComputeChecksums,
-ClearHiddenTests, ComputeChecksums; then the parameters cell's `out_dir` is pointed inside
-the lesson's own folder (`build/out`, git-ignored), so that lessons/<stem>/<stem>.ipynb
-runs from where it lies. Files are rewritten only when their text changes.
+ClearHiddenTests, ComputeChecksums. Its paths need no rewriting: every default path of a
+notebook (`out_dir=None`, stored results) is resolved from the kit's folder, so
+lessons/<stem>/<stem>.ipynb runs from where it lies, or from anywhere else. Files are
+rewritten only when their text changes.
 
 Grading (`grade`): a throw-away gradebook (sqlite, in a temporary folder) records every
 lesson's cells as released, hidden tests included (nbgrader's SaveCells). Every submission
@@ -63,7 +64,6 @@ REPO = Path(__file__).resolve().parents[1]
 SOURCE_DIR = REPO / "notebooks"
 LESSONS_DIR = REPO / "lessons"
 NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
-STUDENT_OUT_DIR = "build/out"        # relative to lessons/<stem>/; build/ is git-ignored
 GRADING_MODE = "smoke"               # the exercises do not depend on the training's size
 DEFAULT_TIMEOUT = 300.0              # s per notebook; smoke mode needs ~5-70 s on 2 cores
 DEFAULT_CSV = REPO / "build" / "grades.csv"
@@ -152,21 +152,6 @@ def _release_steps():
 
 # --------------------------------------------------------------------------- assignments
 
-_OUT_DIR_LINE = re.compile(r"""^(out_dir\s*=\s*)(["'])(.*?)\2""", re.M)
-_PARENT_PATH = re.compile(r"""(["'])\.\./""")
-
-
-def _lesson_folder_paths(nb):
-    """The parameters cell's paths, for a notebook in lessons/<stem>/ instead of
-    notebooks/: out_dir inside the lesson's own folder, other "../x" paths one level up."""
-    for cell in nb.cells:
-        if cell.cell_type == "code" and "parameters" in cell.metadata.get("tags", []):
-            src = _OUT_DIR_LINE.sub(
-                lambda m: f"{m.group(1)}{m.group(2)}{STUDENT_OUT_DIR}{m.group(2)}", cell.source)
-            cell.source = _PARENT_PATH.sub(r"\1../../", src)
-    return nb
-
-
 def student_version(nb):
     """The notebook a student gets: answers and hidden tests removed, outputs cleared,
     check cells locked (nbgrader's generate_assignment preprocessors)."""
@@ -179,7 +164,7 @@ def student_version(nb):
         cell.metadata.pop("papermill", None)
         cell.metadata.pop("execution", None)
     nb.metadata.pop("papermill", None)
-    return _lesson_folder_paths(nb)
+    return nb
 
 
 def _dumps(nb) -> str:

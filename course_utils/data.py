@@ -7,7 +7,11 @@ One call gives everything a lesson or a training run needs::
     data.train, data.val, data.test      # torch DataLoaders of (images, labels)
     data.info.label                      # "CIFAR-10 (JPEG re-encoding ...)" when it is
 
-Where the files come from, in this order (the first that has them wins):
+Quick and smoke mode on ``cifar10`` always use the sample embedded in the kit
+(``data/cifar10-sample/``: 8,000 training and 2,000 test images of the JPEG re-encoding,
+see :mod:`course_utils.sample`), whatever else is installed, so that a quick-mode result
+is the same on every machine and no download is ever needed for it. Full mode, and the
+other datasets, look for the files, in this order (the first that has them wins):
 
 1. ``root=`` given explicitly: only that folder (and a torchvision download into it);
 2. the ``COURSE_DATA`` environment variable;
@@ -67,6 +71,8 @@ __all__ = [
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 MANIFEST = json.loads((Path(__file__).with_name("checksums.json")).read_text())
+SAMPLE_DIR = REPO_ROOT / MANIFEST["sample"]["folder"]
+SAMPLE_MODES = ("smoke", "quick")  # the modes that train on the embedded sample
 MODES = ("smoke", "quick", "full")
 
 
@@ -142,7 +148,7 @@ class Source:
     """Where a dataset was found and how to describe it wherever results are shown."""
 
     dataset: str
-    kind: str  # "torchvision" | "jpeg-archive" | "jpeg-folder" | "idx"
+    kind: str  # "sample" | "torchvision" | "jpeg-archive" | "jpeg-folder" | "idx"
     path: Path
     label: str  # human-readable, says "JPEG re-encoding" when it is one
     official: bool  # False for the JPEG re-encoding
@@ -423,6 +429,36 @@ def load_arrays(name: str, root: str | os.PathLike | None = None,
     return reader(src), src
 
 
+_SAMPLE_CACHE: dict[tuple, dict] = {}
+
+
+def sample_source(folder: Path | None = None) -> Source:
+    """The Source of the embedded CIFAR-10 sample (whether or not its files are intact)."""
+    m = MANIFEST["sample"]["per_class"]
+    n = 10 * (m["train"] + m["test"])
+    return Source("cifar10", "sample", Path(folder or SAMPLE_DIR),
+                  f"CIFAR-10 sample, {n:,} images, JPEG re-encoding "
+                  "(embedded in the kit; not the official release)", False)
+
+
+def load_sample(folder: Path | None = None) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], Source]:
+    """The embedded sample's images and labels, every file checked against the manifest
+    (a missing, truncated or altered file raises DataIntegrityError naming it)."""
+    from . import sample
+
+    folder = Path(folder or SAMPLE_DIR)
+    entry = MANIFEST["sample"]
+    key = (str(folder), tuple(sorted(entry["files"].items())),
+           tuple((folder / f).stat().st_mtime_ns if (folder / f).is_file() else -1
+                 for f in sorted(entry["files"])))
+    if key not in _SAMPLE_CACHE:  # decoding 10,000 JPEGs takes about a second
+        got = sample.read_sample(folder, entry, DataIntegrityError)
+        _SAMPLE_CACHE.clear()
+        _SAMPLE_CACHE[key] = {s: (x, y) for s, (x, y, _) in got.items()}
+    arrays = _SAMPLE_CACHE[key]
+    return {s: (x.copy(), y.copy()) for s, (x, y) in arrays.items()}, sample_source(folder)
+
+
 def available_datasets(root=None) -> dict[str, Source | str]:
     """For each known dataset: its Source if present here (no download), else why not."""
     out: dict[str, Source | str] = {}
@@ -655,7 +691,8 @@ def get_loaders(dataset: str = "cifar10", *, root=None, mode: str = "quick",
     The validation split is carved from the training set, class-balanced and chosen by
     `seed` (the report validates on a held-out split); the test split is the official
     test set. In `quick` and `smoke` mode all three are deterministic class-balanced
-    subsets (MODE_SIZES; override with train_size / val_size / test_size).
+    subsets (MODE_SIZES; override with train_size / val_size / test_size); for cifar10
+    they are drawn from the embedded sample (module docstring), and `root` is not used.
     `cutout=True` means the report's setting (1 hole of 8 px); an int is the side.
     """
     spec = _check_dataset(dataset)
@@ -675,8 +712,19 @@ def get_loaders(dataset: str = "cifar10", *, root=None, mode: str = "quick",
         if v is not None and (v < k or v % k):
             raise ValueError(f"{pname}={v} must be a positive multiple of the number of "
                              f"classes ({k}) so that the subset is class-balanced")
-    arrays, src = load_arrays(dataset, root, download=download)
+    if dataset == "cifar10" and mode in SAMPLE_MODES:
+        arrays, src = load_sample()  # the same images on every machine; root is not used
+    else:
+        arrays, src = load_arrays(dataset, root, download=download)
     (xtr, ytr), (xte, yte) = arrays["train"], arrays["test"]
+    for pname, v, pool in (("train_size + val_size", (train_size or 0) + (val_size or 0), ytr),
+                           ("test_size", test_size or 0, yte)):
+        if v > len(pool):
+            raise ValueError(
+                f"{pname}={v} is more than the {len(pool)} images of {src.label}; allowed: "
+                f"at most {len(pool)}" + (" (for more, use mode='full' with a full copy of "
+                                          "the dataset and train_size=...)"
+                                          if src.kind == "sample" else ""))
     if val_size is None:  # full mode: val_fraction of the training set, balanced
         val_size = int(len(ytr) * val_fraction) // k * k
     rng = np.random.default_rng(seed)
@@ -752,22 +800,43 @@ def class_counts(labels: Sequence[int] | np.ndarray, num_classes: int) -> np.nda
 
 
 def main(argv=None) -> int:
-    """`python -m course_utils.data prepare [--dataset NAME ...]`: find each dataset, check
-    it, decode it into the cache once, and say where it came from."""
+    """`python -m course_utils.data prepare | list | make-sample`.
+
+    prepare      check the embedded sample (what quick and smoke mode train on), then find,
+                 check and cache each --dataset's full copy (for full mode);
+    list         say which full copies are found here, without downloading;
+    make-sample  rebuild the embedded sample from the JPEG archive (byte-identical).
+    """
     import argparse
 
-    ap = argparse.ArgumentParser(prog="python -m course_utils.data")
-    ap.add_argument("command", choices=("prepare", "list"))
-    ap.add_argument("--dataset", nargs="*", default=["cifar10"],
-                    help=f"datasets to prepare (default: cifar10); known: {', '.join(DATASETS)}")
+    ap = argparse.ArgumentParser(prog="python -m course_utils.data",
+                                 description=main.__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("command", choices=("prepare", "list", "make-sample"))
+    ap.add_argument("--dataset", nargs="*", default=[],
+                    help="prepare: datasets whose full copy to find, check and cache "
+                         f"(default: none); known: {', '.join(DATASETS)}")
     ap.add_argument("--root", default=None)
     ap.add_argument("--no-download", action="store_true")
+    ap.add_argument("--archive", default=None,
+                    help="make-sample: the JPEG archive cifar10-jpeg.tar.gz")
+    ap.add_argument("--out", default=str(SAMPLE_DIR), help="make-sample: output folder")
     a = ap.parse_args(argv)
     if a.command == "list":
         for name, src in available_datasets(a.root).items():
             print(f"{name:>14}: {src.label + ' at ' + str(src.path) if isinstance(src, Source) else src}")
         return 0
+    if a.command == "make-sample":
+        return _make_sample_cli(a.archive, Path(a.out))
     rc = 0
+    try:
+        arrays, src = load_sample()
+        print(f"[data] quick and smoke mode: {src.label}, {src.path}: "
+              f"{len(arrays['train'][1])} train + {len(arrays['test'][1])} test images, "
+              "checksums match")
+    except DataIntegrityError as e:
+        print(f"[data] the embedded sample: {e}")
+        rc = 1
     for name in a.dataset:
         try:
             _check_dataset(name)
@@ -781,8 +850,26 @@ def main(argv=None) -> int:
     return rc
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+def _make_sample_cli(archive: str | None, out: Path) -> int:
+    from . import sample
+
+    if archive is None or not Path(archive).is_file():
+        print(f"[data] make-sample: --archive={archive!r} is not a file; allowed: the path "
+              "of cifar10-jpeg.tar.gz")
+        return 2
+    want = MANIFEST["sample"]["source_archive_sha256"]
+    got = _hash_file(Path(archive), "sha256")
+    if got != want:
+        print(f"[data] make-sample: {archive}: sha256 {got} is not the archive the sample "
+              f"was drawn from ({want})")
+        return 1
+    written = sample.make_sample(archive, out)
+    same = written == MANIFEST["sample"]["files"]
+    for f, h in written.items():
+        print(f"[data] {out / f}: {(out / f).stat().st_size:,} bytes, sha256 {h}")
+    print("[data] identical to the manifest's files" if same else
+          "[data] NOT the manifest's files: update course_utils/checksums.json (\"sample\")")
+    return 0 if same else 1
 
 
 def subset_sizes(dataset: str, subset: int | None) -> dict:
@@ -797,3 +884,7 @@ def subset_sizes(dataset: str, subset: int | None) -> dict:
                          f"{k} (the number of classes of {dataset})")
     small = max(k, subset // 5 // k * k)
     return {"train_size": subset // k * k, "val_size": small, "test_size": small}
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

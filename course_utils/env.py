@@ -5,11 +5,28 @@ from __future__ import annotations
 import os
 import platform
 import random
+from pathlib import Path
 
 import numpy as np
 import torch
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+def kit_root() -> Path:
+    """The kit's folder (the one holding notebooks/ and pyproject.toml): where default
+    outputs (build/) and stored results (data/) live, whatever the working folder of the
+    kernel or the command. Falls back to the working folder when course_utils is installed
+    on its own, away from the kit."""
+    root = Path(__file__).resolve().parents[1]
+    if (root / "notebooks").is_dir() and (root / "pyproject.toml").is_file():
+        return root
+    return Path.cwd()
+
+
+def default_out_dir(notebook: str) -> Path:
+    """build/out/<notebook> in the kit's folder: a notebook's outputs when out_dir is None."""
+    return kit_root() / "build" / "out" / notebook
 
 
 def resolve_device(device: str = "auto") -> torch.device:

@@ -1,11 +1,13 @@
 """What every notebook does right after its `parameters` cell, and what it leaves behind.
 
     P = nb.setup(mode=mode, device=device, dataset=dataset, data_root=data_root,
-                 seed=seed, out_dir=out_dir)
+                 seed=seed, out_dir=out_dir, notebook="01_convolution")
 
 checks every parameter (a bad value stops the notebook there, with a message naming the
 parameter and the allowed values), seeds everything, resolves the device and creates
-out_dir. At the end a notebook calls `nb.record_headline(P, ...)`: the course runner
+out_dir. `out_dir=None` (every notebook's default) means build/out/<notebook> in the kit's
+folder, whatever the kernel's working folder (JupyterLab, papermill, the runbook, a student
+version in lessons/); a path given explicitly is taken as it is. At the end a notebook calls `nb.record_headline(P, ...)`: the course runner
 (`python -m course_utils.runbook`) prints that number in its table.
 """
 
@@ -19,7 +21,7 @@ from pathlib import Path
 import torch
 
 from .data import DATASETS, MODES
-from .env import DEVICES, resolve_device, seed_everything
+from .env import DEVICES, default_out_dir, resolve_device, seed_everything
 
 
 class ParameterError(ValueError):
@@ -53,7 +55,7 @@ def _allowed(name, value, allowed):
 
 
 def setup(*, mode="quick", device="auto", dataset="cifar10", data_root=None, seed=0,
-          out_dir="build/out", datasets=None, **extra) -> NotebookParams:
+          out_dir=None, notebook="notebook", datasets=None, **extra) -> NotebookParams:
     """Validate the notebook parameters and prepare the run. `datasets` restricts the
     allowed datasets for a lesson that only makes sense on some of them."""
     _allowed("mode", mode, MODES)
@@ -78,7 +80,9 @@ def setup(*, mode="quick", device="auto", dataset="cifar10", data_root=None, see
         raise ParameterError(f"parameter {e}") from None
     _inline_plots()
     seed_everything(seed)
-    out = Path(out_dir)
+    if out_dir in ("", "None"):
+        out_dir = None
+    out = default_out_dir(notebook) if out_dir is None else Path(out_dir).expanduser()
     out.mkdir(parents=True, exist_ok=True)
     return NotebookParams(mode, dev, dataset, data_root, seed, out, extra)
 

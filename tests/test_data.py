@@ -1,12 +1,15 @@
 import gzip
+import io
 import os
+import shutil
+import tarfile
 
 import numpy as np
 import pytest
 import torch
 
-from course_utils import data
-from conftest import needs_cifar10, needs_fmnist
+from course_utils import data, sample
+from conftest import needs_fmnist, needs_full_cifar10
 
 
 # ---------------------------------------------------------------- argument checking
@@ -65,7 +68,7 @@ def test_truncated_archive_in_course_data_names_the_file(tmp_path, monkeypatch):
     # the first 64 kB of the real archive when it is here, else random bytes
     bad.write_bytes(real.read_bytes()[:65536] if real.is_file() else os.urandom(65536))
     with pytest.raises(data.DataIntegrityError, match=str(bad)):
-        data.get_loaders("cifar10", download=False)
+        data.get_loaders("cifar10", mode="full", download=False)
 
 
 def _idx(arr):
@@ -160,15 +163,14 @@ def test_epoch_changes_the_order():
 
 
 # ---------------------------------------------------------------- real data
-@needs_cifar10
 def test_cifar10_quick_splits_are_balanced_disjoint_and_seeded():
     d = data.get_loaders("cifar10", mode="quick", seed=0)
     assert d.info.sizes == {"train": 5000, "val": 1000, "test": 2000}
     for split, n in (("train", 500), ("val", 100), ("test", 200)):
         labels = getattr(d, split).dataset.labels.numpy()
         assert (np.bincount(labels, minlength=10) == n).all(), split
-    if not d.info.source.official:
-        assert "JPEG re-encoding" in d.info.label
+    assert d.info.source.kind == "sample"
+    assert d.info.label.startswith("CIFAR-10 sample, 10,000 images, JPEG re-encoding")
     x, y = next(iter(d.train))
     assert x.shape == (128, 3, 32, 32) and x.dtype == torch.float32 and y.dtype == torch.int64
     # the same seed gives the same split, another seed another one
@@ -181,7 +183,7 @@ def test_cifar10_quick_splits_are_balanced_disjoint_and_seeded():
     assert not any(bytes(v.numpy()) in tr for v in d.val.dataset.images)
 
 
-@needs_cifar10
+@needs_full_cifar10
 def test_cifar10_full_holds_out_val_fraction():
     d = data.get_loaders("cifar10", mode="full", seed=0, val_fraction=0.1)
     assert d.info.sizes == {"train": 45000, "val": 5000, "test": 10000}
@@ -211,3 +213,116 @@ def test_subset_sizes_caps_every_split_class_balanced():
     assert data.subset_sizes("cifar10", 12) == {"train_size": 10, "val_size": 10, "test_size": 10}
     with pytest.raises(ValueError, match="subset=5 is not allowed"):
         data.subset_sizes("cifar10", 5)
+
+
+# ---------------------------------------------------------------- the embedded sample
+def test_sample_files_match_the_manifest_and_stay_small():
+    entry = data.MANIFEST["sample"]
+    total = 0
+    for name, sha in entry["files"].items():
+        path = data.SAMPLE_DIR / name
+        assert sample.sha256(path) == sha, name
+        assert path.stat().st_size < 2_000_000, name
+        total += path.stat().st_size
+    assert total < 4_200_000
+    arrays, src = data.load_sample()
+    assert src.kind == "sample" and not src.official
+    for split, per in (("train", 800), ("test", 200)):
+        x, y = arrays[split]
+        assert x.shape == (10 * per, 3, 32, 32) and x.dtype == np.uint8
+        assert (np.bincount(y, minlength=10) == per).all()
+
+
+@pytest.mark.parametrize("damage", ["truncate", "alter", "delete"])
+def test_damaged_sample_file_is_named(tmp_path, monkeypatch, damage):
+    copy = tmp_path / "cifar10-sample"
+    shutil.copytree(data.SAMPLE_DIR, copy)
+    target = copy / "train-1.pack.xz"
+    blob = target.read_bytes()
+    if damage == "truncate":
+        target.write_bytes(blob[: len(blob) // 2])
+    elif damage == "alter":
+        target.write_bytes(blob[:1000] + bytes([blob[1000] ^ 1]) + blob[1001:])
+    else:
+        target.unlink()
+    monkeypatch.setattr(data, "SAMPLE_DIR", copy)
+    with pytest.raises(data.DataIntegrityError, match=str(target)):
+        data.get_loaders("cifar10", mode="smoke")
+
+
+def test_quick_mode_uses_the_sample_whatever_else_is_installed(tmp_path, monkeypatch):
+    # a (fake) official copy in COURSE_DATA and in an explicit root: quick mode ignores both
+    monkeypatch.setenv("COURSE_DATA", str(_fake_official(tmp_path / "env")))
+    a = data.get_loaders("cifar10", mode="smoke", seed=3)
+    b = data.get_loaders("cifar10", mode="smoke", seed=3, root=_fake_official(tmp_path / "r"))
+    assert a.info.source.kind == b.info.source.kind == "sample"
+    assert torch.equal(a.train.dataset.images, b.train.dataset.images)
+    # while full mode looks for the full copy (this fake one has no files in it)
+    with pytest.raises(data.DataIntegrityError, match="data_batch_1"):
+        data.get_loaders("cifar10", mode="full", download=False)
+
+
+def test_asking_for_more_than_the_sample_holds_is_a_clear_error():
+    with pytest.raises(ValueError, match=r"train_size \+ val_size=8010 is more than the 8000"):
+        data.get_loaders("cifar10", mode="quick", train_size=7010, val_size=1000)
+    with pytest.raises(ValueError, match=r"test_size=2010 is more than the 2000 .*sample"):
+        data.get_loaders("cifar10", mode="quick", test_size=2010)
+
+
+def _fake_archive(path, per_split=(("train", 6), ("test", 3))):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    with tarfile.open(path, "w:gz") as tar:
+        for split, n in per_split:
+            for c in sample.CLASSES:
+                for i in range(n):
+                    buf = io.BytesIO()
+                    Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(
+                        buf, "JPEG", quality=75)
+                    info = tarfile.TarInfo(f"cifar10/{split}/{c}/{i:04d}.jpg")
+                    info.size = len(buf.getvalue())
+                    tar.addfile(info, io.BytesIO(buf.getvalue()))
+    return path
+
+
+def test_make_sample_is_byte_identical_and_keeps_the_jpeg_bytes(tmp_path):
+    archive = _fake_archive(tmp_path / "fake.tar.gz")
+    kw = dict(per_class={"train": 4, "test": 2}, available={"train": 6, "test": 3},
+              shards={"train": 2, "test": 1}, seed=5)
+    first = sample.make_sample(archive, tmp_path / "a", **kw)
+    second = sample.make_sample(archive, tmp_path / "b", **kw)
+    assert first == second and sorted(first) == ["test-0.pack.xz", "train-0.pack.xz",
+                                                 "train-1.pack.xz"]
+    for f in first:
+        assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes()
+    # the packed files are the archive's own bytes, the chosen ones, in class order
+    with tarfile.open(archive) as tar:
+        orig = {m.name: tar.extractfile(m).read() for m in tar if m.isfile()}
+    picks = sample.choose(kw["per_class"], 5, kw["available"])
+    index, jpegs = sample.decode_pack((tmp_path / "a" / "test-0.pack.xz").read_bytes())
+    want = [orig[f"cifar10/test/{sample.CLASSES[c]}/{i:04d}.jpg"]
+            for c, per in enumerate(picks["test"]) for i in per]
+    assert jpegs == want and len(jpegs) == 20
+    assert [e[0] for e in index["entries"]] == [c for c in range(10) for _ in range(2)]
+    # a different seed draws other images
+    other = sample.make_sample(archive, tmp_path / "c", **{**kw, "seed": 6})
+    assert other != first
+
+
+REAL_ARCHIVE = data.REPO_ROOT.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
+
+
+@pytest.mark.skipif(not REAL_ARCHIVE.is_file(), reason="the JPEG archive the sample was drawn "
+                    "from is not on this machine (only the committed sample is)")
+def test_make_sample_from_the_real_archive_rebuilds_the_committed_files(tmp_path):
+    assert data.main(["make-sample", "--archive", str(REAL_ARCHIVE),
+                      "--out", str(tmp_path)]) == 0
+    for name, sha in data.MANIFEST["sample"]["files"].items():
+        assert (tmp_path / name).read_bytes() == (data.SAMPLE_DIR / name).read_bytes()
+
+
+def test_make_sample_refuses_a_missing_archive(tmp_path, capsys):
+    assert data.main(["make-sample", "--archive", str(tmp_path / "no.tar.gz"),
+                      "--out", str(tmp_path / "o")]) == 2
+    assert "--archive=" in capsys.readouterr().out and not (tmp_path / "o").exists()

@@ -9,7 +9,7 @@ import papermill as pm
 import pytest
 
 from course_utils.nbtools import REQUIRED_PARAMETERS, problems
-from conftest import needs_cifar10, needs_fmnist
+from conftest import needs_fmnist
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -51,7 +51,6 @@ def _run(path, tmp_path, **params):
 
 # Quick mode of every notebook is what nbval runs (make test) and what make course runs;
 # the parameter variations below run in smoke mode (same cells, smallest data) to keep CI short.
-@needs_cifar10
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
 def test_papermill_smoke_with_another_seed(path, tmp_path):
     nb, out_dir = _run(path, tmp_path, mode="smoke", seed=7)
@@ -61,7 +60,6 @@ def test_papermill_smoke_with_another_seed(path, tmp_path):
     assert head["seed"] == 7 and head["mode"] == "smoke" and head["value"] is not None
 
 
-@needs_cifar10
 def test_setup_notebook_quick_seed_7(tmp_path):
     """The command of the README and of issue 3's acceptance, as a user types it."""
     path = REPO / "notebooks" / "00_setup_and_data.ipynb"
@@ -103,7 +101,6 @@ def test_bad_parameter_stops_at_the_check(path, tmp_path, name, value, allowed):
 FULL_MODE_ON_A_BUDGET = [p for p in NOTEBOOKS if p.name.startswith(("02_", "03_"))]
 
 
-@needs_cifar10
 @pytest.mark.parametrize("path", FULL_MODE_ON_A_BUDGET, ids=[p.stem for p in FULL_MODE_ON_A_BUDGET])
 def test_full_mode_code_path_on_a_tiny_budget(path, tmp_path):
     """Full mode is meant for a GPU; here its code path (full-mode sweep points, latency
@@ -111,3 +108,20 @@ def test_full_mode_code_path_on_a_tiny_budget(path, tmp_path):
     _, out_dir = _run(path, tmp_path, mode="full", epochs=1, subset=200, seed=1)
     head = json.loads((out_dir / "headline.json").read_text())
     assert head["mode"] == "full" and "full mode, subset: 200 train" in head["note"]
+
+
+def test_default_paths_do_not_depend_on_the_working_folder(tmp_path):
+    """The README's papermill command run from another folder, default out_dir: the
+    outputs land in the kit's build/out/<notebook>, nothing beside the checkout or in the
+    folder the command ran from."""
+    path = REPO / "notebooks" / "00_setup_and_data.ipynb"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    beside = sorted(p.name for p in REPO.parent.iterdir())
+    headline = REPO / "build" / "out" / path.stem / "headline.json"
+    headline.unlink(missing_ok=True)
+    pm.execute_notebook(str(path), str(tmp_path / "executed.ipynb"), parameters={"mode": "smoke"},
+                        kernel_name="python3", cwd=str(elsewhere), progress_bar=False)
+    assert json.loads(headline.read_text())["mode"] == "smoke"
+    assert list(elsewhere.iterdir()) == []
+    assert sorted(p.name for p in REPO.parent.iterdir()) == beside

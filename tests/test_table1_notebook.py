@@ -8,7 +8,6 @@ import papermill as pm
 import pytest
 
 from course_utils import ablate
-from conftest import needs_cifar10
 
 REPO = Path(__file__).resolve().parents[1]
 NB = REPO / "notebooks" / "07_table1.ipynb"
@@ -75,7 +74,6 @@ def test_bad_rerun_value_is_named(tmp_path):
     assert e.value.ename == "ParameterError" and "rerun='yes'" in e.value.evalue
 
 
-@needs_cifar10
 def test_finished_runs_are_read_back_and_rerun_trains_again(tmp_path):
     _, first = _run(tmp_path, mode="smoke")
     assert first.count("completed in") == 4 and "(read back)" not in first   # 3 rows + 1 gap row
