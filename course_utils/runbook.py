@@ -62,10 +62,40 @@ def run_notebooks(notebooks, *, mode="quick", build=REPO / "build", params=None,
     return rows
 
 
-def format_table(rows, mode) -> str:
-    lines = [f"Course run, mode={mode}", "",
-             "| notebook | status | wall time (s) | headline result |",
-             "|---|---|---:|---|"]
+# Quick mode's budget per notebook on a 2-core CPU (s): what a lesson may take in class.
+QUICK_BUDGET_S = {"07": 480}
+DEFAULT_QUICK_BUDGET_S = 180
+
+
+def budget_s(notebook: str, mode: str) -> int | None:
+    if mode != "quick":
+        return None
+    return QUICK_BUDGET_S.get(notebook[:2], DEFAULT_QUICK_BUDGET_S)
+
+
+def machine() -> str:
+    """The machine a run's times were measured on, in one line."""
+    import platform
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        load = " (load average %.1f at the end)" % os.getloadavg()[0]
+    except OSError:
+        load = ""
+    return f"{cpu}, {os.cpu_count()} cores{load}"
+
+
+def format_table(rows, mode, where: str | None = None) -> str:
+    lines = [f"Course run, mode={mode}, {time.strftime('%Y-%m-%d %H:%M')}, on {where or machine()}",
+             "", "| notebook | status | wall time (s) | budget (s) | headline result |",
+             "|---|---|---:|---:|---|"]
     for r in rows:
         h = r["headline"]
         if r["status"] != "ok":
@@ -76,7 +106,10 @@ def format_table(rows, mode) -> str:
             v = h["value"]
             v = f"{v:.4g}" if isinstance(v, float) else v
             what = f"{h['name']}: {v}" + (f" ({h['note']})" if h.get("note") else "")
-        lines.append(f"| {r['notebook']} | {r['status']} | {r['seconds']:.1f} | {what} |")
+        b = budget_s(r["notebook"], mode)
+        over = " **over**" if b is not None and r["seconds"] > b else ""
+        lines.append(f"| {r['notebook']} | {r['status']} | {r['seconds']:.1f} | "
+                     f"{b if b is not None else '-'}{over} | {what} |")
     total = sum(r["seconds"] for r in rows)
     lines += ["", f"total: {total:.1f} s, {sum(r['status'] == 'ok' for r in rows)}"
               f"/{len(rows)} notebooks ok"]
@@ -110,7 +143,8 @@ def main(argv=None) -> int:
     build.mkdir(parents=True, exist_ok=True)
     (build / "course_report.md").write_text(table + "\n")
     tmp = build / "course_report.json.tmp"
-    tmp.write_text(json.dumps({"mode": a.mode, "rows": rows}, indent=1, default=str))
+    tmp.write_text(json.dumps({"mode": a.mode, "machine": machine(), "rows": rows}, indent=1,
+                              default=str))
     os.replace(tmp, build / "course_report.json")
     print("\n" + table)
     return 0 if all(r["status"] == "ok" for r in rows) else 1
