@@ -34,7 +34,7 @@ from pathlib import Path
 
 import pytest
 
-from course_utils import data, widgets
+from course_utils import widgets
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = REPO / "notebooks"
@@ -62,22 +62,6 @@ def _need_browser():
         pytest.skip("no Chromium found (looked for chromium, chromium-browser, google-chrome "
                     "on PATH): sudo apt-get install chromium (make test does it where apt may "
                     "be used), or set E2E_CHROMIUM=/path/to/chrome")
-
-
-def _course_data() -> str | None:
-    """What make exports as COURSE_DATA: the variable, else ../shared/data if it exists."""
-    if os.environ.get("COURSE_DATA"):
-        return os.environ["COURSE_DATA"]
-    shared = REPO.parent / "shared" / "data"
-    return str(shared.resolve()) if shared.is_dir() else None
-
-
-def _have_cifar10() -> bool:
-    try:
-        data.find_source("cifar10", root=_course_data(), download=False)
-        return True
-    except data.DataNotFoundError:
-        return False
 
 
 # ------------------------------------------------------------------------- server
@@ -156,8 +140,6 @@ class Lab:
         SHOTS.mkdir(parents=True, exist_ok=True)
         env = {k: v for k, v in os.environ.items() if k not in {"MAKEFLAGS", "MFLAGS", "MAKELEVEL"}}
         env.update(_lab_settings(self.tmp))
-        if _course_data():
-            env["COURSE_DATA"] = _course_data()
         cmd, self.how = _lab_command(self.port, self.token)
         if self.how != "make lab":
             env.pop("MPLBACKEND", None)  # as make lab does: inline plots in the kernel
@@ -478,8 +460,6 @@ def test_spectrum_widget_in_jupyterlab(lab, browser):
         nb.page.close()
 
 
-@pytest.mark.skipif(not _have_cifar10(), reason="lesson 06 loads CIFAR-10: set COURSE_DATA "
-                    "(make test does it where ../shared/data exists)")
 def test_dense2net_widget_in_jupyterlab(lab, browser):
     """Lesson 06: the scale slider and the SE toggle change the parameter counts shown
     (tiny and report backbones) to course_utils' counts for what the page shows."""
