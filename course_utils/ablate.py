@@ -19,8 +19,8 @@ Modes:
   split, ``densenet121_cifar`` / ``dense2net121`` (DenseNet-BC k=32, blocks 6-12-24-16),
   the report's recipe (SGD 0.1, momentum 0.9, wd 1e-4, batch 128, 100 epochs, LR x0.1 at
   epochs 30 and 60). Days on a CPU; hours on a GPU.
-- ``quick`` (lessons, this CPU): NOT comparable with the report. CIFAR-10 (whatever copy
-  the data layer finds: here the JPEG re-encoding), a class-balanced subset (3,000 train
+- ``quick`` (lessons, this CPU): NOT comparable with the report. The kit's CIFAR-10
+  sample (a JPEG re-encoding, the same on every machine), a class-balanced subset (3,000 train
   / 1,000 validation / 2,000 test images), the reduced-width pair ``densenet_tiny`` /
   ``dense2net_tiny`` (k=12, blocks 4-4-4, bottleneck 48 channels), 3 epochs, cosine LR,
   1 CPU thread per run, 2 runs at a time, at most 150 s of training per run (a run that
