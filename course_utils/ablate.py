@@ -535,21 +535,17 @@ def _write_results(out: Path, rows, seeds, results, meta, chart: bool = False) -
 
 
 def _write_chart(out: Path, table: list[dict], meta: dict) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
+    """table1.png, drawn on a bare Figure: no pyplot, so the backend of a notebook kernel
+    that calls run_table stays as it is (its later plt.show() calls still draw)."""
     from .viz import ablation_bars
 
     bars = [{"name": r["name"], "report": r["report_val"], "ours_mean": r["ours_val_mean"],
              "ours_std": r["ours_val_std"], "status": r["status"]} for r in table]
     title = f"{meta.get('title', 'Table 1')}, {meta['mode']} mode" + ("" if meta["mode"] == "full" else
                                                " - NOT comparable with the report")
-    fig = ablation_bars(bars, title=title)
+    fig = ablation_bars(bars, title=title, pyplot=False)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
     atomic_write_bytes(out / "table1.png", buf.getvalue())
 
 

@@ -129,20 +129,29 @@ def plot_history(history, title: str = "", show_lr: bool = True):
     return fig
 
 
-def ablation_bars(rows, title: str = "", metric_label: str = "validation accuracy (%)"):
+def ablation_bars(rows, title: str = "", metric_label: str = "validation accuracy (%)",
+                  pyplot: bool = True):
     """Grouped bars per configuration: the report's value next to ours (mean, with the
     standard deviation over seeds as an error bar). A row that failed gets no bar of
     ours and the word "failed" instead.
 
     rows: dicts with "name", "report" (percent or None), "ours_mean", "ours_std"
-    (percent or None) and optionally "status".
+    (percent or None) and optionally "status". pyplot=False draws on a bare
+    matplotlib Figure, for saving to a file without touching pyplot or the backend.
     """
-    import matplotlib.pyplot as plt
-
     rows = list(rows)
     n = len(rows)
     x = np.arange(n)
-    fig, ax = plt.subplots(figsize=(max(6, 0.9 * n + 2), 3.6))
+    size = (max(6, 0.9 * n + 2), 3.6)
+    if pyplot:
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=size)
+    else:
+        from matplotlib.figure import Figure
+
+        fig = Figure(figsize=size)
+        ax = fig.subplots()
     rep = [r.get("report") for r in rows]
     ours = [r.get("ours_mean") for r in rows]
     err = [r.get("ours_std") or 0.0 for r in rows]

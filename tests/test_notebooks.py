@@ -76,9 +76,23 @@ def test_setup_notebook_quick_seed_7(tmp_path):
 @needs_fmnist
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
 def test_papermill_smoke_on_fashion_mnist(path, tmp_path):
-    _, out_dir = _run(path, tmp_path, mode="smoke", dataset="fashion_mnist", seed=3)
+    nb, out_dir = _run(path, tmp_path, mode="smoke", dataset="fashion_mnist", seed=3)
     head = json.loads((out_dir / "headline.json").read_text())
     assert head["dataset"] == "fashion_mnist" and "Fashion-MNIST" in head["note"]
+    shown, drawn = figures_shown_and_drawn(nb)
+    assert shown >= drawn, f"{path.stem} drew {drawn} figures (plt.show() calls run) but showed {shown}"
+
+
+def figures_shown_and_drawn(nb) -> tuple[int, int]:
+    """Images in the executed notebook's outputs, and the plt.show() calls of the code
+    cells that ran (a kernel whose backend was switched to Agg shows none of them)."""
+    shown = drawn = 0
+    for c in nb.cells:
+        if c.cell_type != "code" or c.execution_count is None:
+            continue
+        drawn += sum(line.strip().startswith("plt.show()") for line in c.source.splitlines())
+        shown += sum("image/png" in o.get("data", {}) for o in c.outputs)
+    return shown, drawn
 
 
 BAD = [("mode", "nonsense", "'smoke', 'quick', 'full'"),
