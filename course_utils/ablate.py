@@ -358,9 +358,9 @@ def run_table(rows: Sequence[AblationRow] = TABLE1, *, seeds: int = 1, mode: str
         raise ConfigError("mode", mode, f"allowed: {', '.join(MODE_RECIPES)}")
     if not isinstance(seeds, int) or seeds < 1:
         raise ConfigError("seeds", seeds, "allowed: an integer >= 1")
-    jobs = jobs or MODE_RECIPES[mode]["jobs"]
-    if not isinstance(jobs, int) or jobs < 1:
-        raise ConfigError("jobs", jobs, "allowed: an integer >= 1")
+    jobs = MODE_RECIPES[mode]["jobs"] if jobs is None else jobs
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ConfigError("jobs", jobs, "allowed: an integer >= 1 (runs at a time)")
     out = Path(out).resolve()  # the runs' processes start in the repository root
     out.mkdir(parents=True, exist_ok=True)
     overrides = dict(overrides or {})

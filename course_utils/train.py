@@ -600,9 +600,23 @@ def _save_torch(obj, path) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
+class CheckpointError(RuntimeError):
+    """A checkpoint file cannot be read (truncated, corrupt, or not written by fit)."""
+
+
 def load_checkpoint(path, map_location="cpu") -> dict:
-    """Load a checkpoint written by fit (``torch.load(..., weights_only=True)``)."""
-    return torch.load(path, map_location=map_location, weights_only=True)
+    """Load a checkpoint written by fit (``torch.load(..., weights_only=True)``). A file that
+    cannot be read raises CheckpointError naming it and saying what to do; nothing changes."""
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as e:  # noqa: BLE001 - PyTorch's zip/pickle errors, as one clear message
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise CheckpointError(
+            f"{path}: cannot read this checkpoint ({type(e).__name__}: {first[:160]}); it is "
+            "truncated or corrupt. Delete it to start the run again from its last good "
+            "state, or run with --overwrite to start the run folder afresh.") from None
 
 
 def read_metrics(out) -> list[dict]:
@@ -973,7 +987,7 @@ def fit(model: nn.Module, data, config: Optional[TrainConfig] = None, *,
                 if show:
                     batch_bar.update(1)
                     if step % 20 == 0:
-                        batch_bar.set_postfix(loss=f"{float(loss):.3f}", lr=f"{lr:.3g}")
+                        batch_bar.set_postfix(loss=f"{float(loss.detach()):.3f}", lr=f"{lr:.3g}")
                 _callbacks_call(callbacks, "on_step_end", epoch + 1, step + 1, steps_per_epoch,
                                 loss.detach())
             batch_bar.close()
@@ -1384,7 +1398,7 @@ def main(argv: Optional[Sequence[str]] = None, callbacks: Iterable = ()) -> int:
     except (DataNotFoundError, DataIntegrityError) as e:
         print(f"{ap.prog}: error: argument --dataset: {e}", file=sys.stderr)
         return 1
-    except NonFiniteLossError as e:
+    except (NonFiniteLossError, CheckpointError) as e:
         print(f"{ap.prog}: error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -200,3 +200,12 @@ def test_cli_gap_and_list(capsys):
     with pytest.raises(SystemExit):
         main(["gap", "--rows", "densenet", "--mode", "quick"])   # a Table 1 row is not a gap row
     assert "argument --rows" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("jobs", ["0", "-1"])
+def test_ablate_rejects_jobs_below_one_naming_it(tmp_path, jobs, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["table1", "--mode", "smoke", "--jobs", jobs, "--out", str(tmp_path / "t")])
+    assert e.value.code == 2
+    assert f"argument --jobs: jobs={int(jobs)} is not allowed" in capsys.readouterr().err
+    assert not (tmp_path / "t").exists()

@@ -217,3 +217,26 @@ def test_ddp_two_processes_equal_one_process_with_the_same_global_batch(tmp_path
             assert r2[key] == pytest.approx(r1[key], rel=1e-4, abs=1e-5), key
     s = json.loads((tmp_path / "two" / "summary.json").read_text())
     assert s["device"]["world_size"] == 2 and s["config"]["batch_size"] == 32
+
+
+def test_resume_onto_a_truncated_checkpoint_names_it_and_changes_nothing(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main([*RUN_ARGS, "--epochs", "1", "--out", str(out)]) == 0
+    ckpt = out / "checkpoint.pt"
+    ckpt.write_bytes(ckpt.read_bytes()[:2000])
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert main([*RUN_ARGS, "--epochs", "2", "--out", str(out), "--resume"]) == 1
+    err = capsys.readouterr().err
+    assert str(ckpt) in err and "truncated or corrupt" in err and "--overwrite" in err
+    assert "PytorchStreamReader" not in err.split("(")[0]
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_training_prints_no_requires_grad_warning(tmp_path):
+    args = [a for a in RUN_ARGS if a != "--no-progress"]  # the warning came from the bar
+    r = subprocess.run([sys.executable, "-W", "always", "-m", "course_utils.train", *args,
+                        "--epochs", "1", "--out", str(tmp_path / "w")],
+                       env={**ENV, "COURSE_PROGRESS": "1"}, capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "requires_grad=True to a scalar" not in r.stderr + r.stdout
