@@ -51,8 +51,11 @@ data: setup
 	fi
 	$(BIN)/python -m course_utils.data prepare
 
+# COURSE_ARGS: more runbook options, e.g. COURSE_ARGS="-p rerun True" (07 trains again
+# instead of reading back the runs a previous make course finished) or "--only 02 03"
+COURSE_ARGS ?=
 course: data
-	$(BIN)/python -m course_utils.runbook --mode $(MODE)
+	$(BIN)/python -m course_utils.runbook --mode $(MODE) $(COURSE_ARGS)
 
 # Chromium for the browser test (tests/test_lab_e2e.py), from Debian's package where apt
 # may be used; best effort: without a browser that test skips and says how to get one.
