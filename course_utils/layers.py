@@ -9,7 +9,7 @@ None when the feature is off. Bad configurations raise ``ValueError`` naming the
 parameter, the value and what is allowed.
 
 Symbols follow the papers: ``growth_rate`` k, ``compression`` theta (DenseNet);
-``scale`` s, split width w, ``groups`` C (Res2Net / Dense2Net report Eq. 3);
+``scale`` s, split width w, ``groups`` C (Res2Net paper Eq. 1 / Dense2Net report Eq. 3);
 ``segments`` (Xception section 1.2); ``depth_multiplier`` (Xception Fig. 5).
 """
 
@@ -525,15 +525,23 @@ class Res2NetModule(nn.Module):
     """The Res2Net module: split, hierarchical residual 3x3 convs, concatenate, 1x1 fusion.
 
     The input (``in_channels`` = s * w channels) is split into s subsets x_1..x_s of
-    width w. Following the Dense2Net report's Eq. 3::
+    width w. ``form`` chooses the hierarchy:
 
-        y_1 = x_1,   y_i = K_i(x_i + y_{i-1})  for 1 < i <= s
+    - ``"paper"`` (default): the Res2Net paper's Eq. 1, as its official code, timm and
+      the implementation the Dense2Net report cites (its ref. [13]) compute it::
 
-    where each K_i is a 3x3 conv-BN-ReLU with ``groups`` (cardinality, C). The y_i are
-    concatenated and fused by a 1x1 conv to ``out_channels`` (then BN if ``fusion_norm``),
-    then the optional attention layer (``attn_layer="se"``, placed at the end as in the
-    report's Fig. 7). (The Res2Net paper's Eq. 1 writes y_2 = K_2(x_2) without adding
-    y_1; the report's Eq. 3 adds it. Parameter counts are the same.)
+          y_1 = x_1,   y_2 = K_2(x_2),   y_i = K_i(x_i + y_{i-1})  for 2 < i <= s
+
+    - ``"report_eq3"``: the Dense2Net report's Eq. 3 as printed, which also adds y_1 = x_1
+      into the second subset::
+
+          y_1 = x_1,   y_i = K_i(x_i + y_{i-1})  for 1 < i <= s
+
+    The two forms have the same parameters (same names, same shapes) and differ only in
+    that one addition. Each K_i is a 3x3 conv-BN-ReLU with ``groups`` (cardinality, C).
+    The y_i are concatenated and fused by a 1x1 conv to ``out_channels`` (then BN if
+    ``fusion_norm``), then the optional attention layer (``attn_layer="se"``, placed at
+    the end as in the report's Fig. 7).
 
     ``stype="stage"`` is the variant for a block that changes resolution or width: the
     subsets do not add (y_i = K_i(x_i), K_i with ``stride``), and y_1 is average pooled
@@ -548,7 +556,12 @@ class Res2NetModule(nn.Module):
         groups: C, cardinality of each K_i; must divide w.
         stride: stride of K_i (> 1 only with ``stype="stage"``).
         stype: "normal" or "stage".
+        form: "paper" (Res2Net paper Eq. 1, the default) or "report_eq3" (Dense2Net
+            report Eq. 3: y_2 = K_2(x_2 + y_1)). No effect with ``stype="stage"`` or
+            scale 1, which have no additions.
     """
+
+    FORMS = ("paper", "report_eq3")
 
     def __init__(
         self,
@@ -562,8 +575,10 @@ class Res2NetModule(nn.Module):
         fusion_norm: bool = True,  # False inside pre-activation DenseNet layers
         norm_layer: Callable[[int], nn.Module] = nn.BatchNorm2d,
         act_layer: LayerArg = "relu",
+        form: str = "paper",  # Res2Net paper Eq. 1; "report_eq3": Dense2Net report Eq. 3
     ) -> None:
         super().__init__()
+        _check_choice("form", form, self.FORMS)
         _check_positive("scale", scale)
         _check_divides("scale", scale, "in_channels", in_channels)
         width = in_channels // scale
@@ -572,7 +587,7 @@ class Res2NetModule(nn.Module):
         _check_choice("stype", stype, ["normal", "stage"])
         if stride > 1 and stype != "stage":
             raise ValueError(f"stride={stride} needs stype='stage' (got stype={stype!r}); allowed: stride=1 or stage")
-        self.scale, self.width, self.stype = scale, width, stype
+        self.scale, self.width, self.stype, self.form = scale, width, stype, form
         n_convs = max(1, scale - 1)
         self.convs = nn.ModuleList(
             ConvBNAct(width, width, 3, stride=stride, groups=groups, norm_layer=norm_layer, act_layer=act_layer)
@@ -592,8 +607,9 @@ class Res2NetModule(nn.Module):
             xs = x.split(self.width, dim=1)  # s x (B, w, H, W)
             y = xs[0] if self.pool is None else self.pool(xs[0])
             ys = [y]
-            for conv, x_i in zip(self.convs, xs[1:]):
-                y = conv(x_i if self.stype == "stage" else x_i + y)
+            for i, (conv, x_i) in enumerate(zip(self.convs, xs[1:]), start=2):
+                alone = self.stype == "stage" or (i == 2 and self.form == "paper")
+                y = conv(x_i if alone else x_i + y)  # y_i = K_i(x_i) or K_i(x_i + y_{i-1})
                 ys.append(y)
         out = self.fusion(torch.cat(ys, dim=1))  # (B, s*w, H', W') -> (B, out_channels, H', W')
         if self.fusion_norm is not None:

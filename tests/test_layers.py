@@ -196,24 +196,37 @@ def test_simplified_inception_equals_reformulation(norm, train):
 
 
 # ------------------------------------------------------------------ Res2Net module
-def _eq3_reference(m: L.Res2NetModule, x):
-    """The report's Eq. 3, written out with the module's own convs."""
+def _hierarchy_reference(m: L.Res2NetModule, x, form):
+    """Res2Net paper Eq. 1 (form "paper") or the report's Eq. 3 ("report_eq3"), written
+    out with the module's own convs."""
     xs = list(x.split(m.width, dim=1))
     ys = [xs[0]]
     for i in range(1, m.scale):
-        ys.append(m.convs[i - 1](xs[i] + ys[i - 1]))
+        add = ys[i - 1] if (form == "report_eq3" or i > 1) else 0  # paper: y_2 = K_2(x_2)
+        ys.append(m.convs[i - 1](xs[i] + add))
     out = m.fusion(torch.cat(ys, 1))
     return m.fusion_norm(out) if m.fusion_norm is not None else out
 
 
+@pytest.mark.parametrize("form", ["paper", "report_eq3"])
 @pytest.mark.parametrize("scale,groups", [(2, 1), (4, 1), (4, 2), (8, 1)])
-def test_res2net_module_eq3(scale, groups):
+def test_res2net_module_hierarchy(scale, groups, form):
     torch.manual_seed(0)
-    m = L.Res2NetModule(32, 12, scale=scale, groups=groups).eval()
+    m = L.Res2NetModule(32, 12, scale=scale, groups=groups, form=form).eval()
     x = _randn(2, 32, 6, 6)
-    assert m.width == 32 // scale and len(m.convs) == scale - 1
-    torch.testing.assert_close(m(x), _eq3_reference(m, x))
+    assert m.width == 32 // scale and len(m.convs) == scale - 1 and m.form == form
+    torch.testing.assert_close(m(x), _hierarchy_reference(m, x, form))
+    other = "paper" if form == "report_eq3" else "report_eq3"
+    assert not torch.allclose(m(x), _hierarchy_reference(m, x, other), atol=1e-4)  # the forms differ
     assert m.convs[0].conv.groups == groups
+
+
+def test_res2net_module_default_is_the_paper_form():
+    torch.manual_seed(0)
+    m = L.Res2NetModule(32, 12, scale=4).eval()
+    assert m.form == "paper"
+    x = _randn(2, 32, 6, 6)
+    torch.testing.assert_close(m(x), _hierarchy_reference(m, x, "paper"))
 
 
 def test_res2net_module_parameter_count():
@@ -252,6 +265,7 @@ def test_res2net_module_stage_variant():
         (dict(in_channels=32, out_channels=8, scale=4, groups=3), r"groups=3 does not divide width=8"),
         (dict(in_channels=32, out_channels=8, stride=2), r"stride=2 needs stype='stage'"),
         (dict(in_channels=32, out_channels=8, stype="bottom"), r"stype='bottom'"),
+        (dict(in_channels=32, out_channels=8, form="eq3"), r"form='eq3' is not allowed; .*'paper', 'report_eq3'"),
     ],
 )
 def test_res2net_module_bad_configs(kwargs, match):

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..layers import DenseBlock, Res2NetModule, Transition, _check_positive
+from ..layers import DenseBlock, Res2NetModule, Transition, _check_choice, _check_positive
 from ._registry import register_model
 
 __all__ = ["DenseNet", "densenet_bc", "dense2net_layer"]
@@ -235,13 +235,18 @@ def dense2net_layer(
     scale: int = 4,  # report section 4.2.3: "Our default scale is set to 4"
     groups: int = 1,  # report appendix: --groups default 1 (section 4.2.4 tries 32)
     attn_layer: Any = None,  # report section 4.2.5: SE at the end of the bottleneck, off by default
+    form: str = "paper",  # the hierarchy: Res2Net paper Eq. 1, or "report_eq3" (report Eq. 3 as printed)
 ) -> Callable[[int, int], nn.Module]:
     """The ``conv2_layer`` of Dense2Net: Res2Net module from bn_size*k (= s*w) to k channels.
 
     No BN after the 1x1 fusion: the dense layer is pre-activation, the next layer's BN
-    normalises its output (as the 3x3 conv it replaces).
+    normalises its output (as the 3x3 conv it replaces). ``form`` is
+    :class:`~course_utils.layers.Res2NetModule`'s (same parameters either way).
     """
-    return functools.partial(Res2NetModule, scale=scale, groups=groups, attn_layer=attn_layer, fusion_norm=False)
+    _check_choice("form", form, Res2NetModule.FORMS)
+    return functools.partial(
+        Res2NetModule, scale=scale, groups=groups, attn_layer=attn_layer, fusion_norm=False, form=form
+    )
 
 
 def _dense2net(
@@ -250,6 +255,7 @@ def _dense2net(
     groups: int = 1,
     attn_layer: Any = None,
     width: Optional[int] = None,
+    form: str = "paper",
     **kwargs: Any,
 ) -> DenseNet:
     _check_positive("scale", scale)
@@ -257,7 +263,8 @@ def _dense2net(
     if width is not None:
         _check_positive("width", width)
         mid_channels = width * scale
-    return _densenet(variant, conv2_layer=dense2net_layer(scale, groups, attn_layer), mid_channels=mid_channels, **kwargs)
+    conv2_layer = dense2net_layer(scale, groups, attn_layer, form)
+    return _densenet(variant, conv2_layer=conv2_layer, mid_channels=mid_channels, **kwargs)
 
 
 _D2N = dict(family="dense2net", input_size=(3, 32, 32))
@@ -268,7 +275,12 @@ _D2N = dict(family="dense2net", input_size=(3, 32, 32))
     source="Dense2Net report Fig. 6 / Table 1 (DenseNet-121 CIFAR backbone, scale 4)",
 )
 def dense2net121(
-    scale: int = 4, groups: int = 1, attn_layer: Any = None, width: Optional[int] = None, **kwargs: Any
+    scale: int = 4,
+    groups: int = 1,
+    attn_layer: Any = None,
+    width: Optional[int] = None,
+    form: str = "paper",
+    **kwargs: Any,
 ) -> DenseNet:
     """Dense2Net-121: the report's model (Fig. 6), DenseNet-121-CIFAR with Res2Net 3x3 stages.
 
@@ -278,8 +290,11 @@ def dense2net121(
         attn_layer: "se" adds squeeze-excitation at the end of every layer (Table 1).
         width: w, split width; the bottleneck then has s * w channels instead of
             bn_size * k = 128 (so by default w = 128 / s).
+        form: "paper" (default: y_2 = K_2(x_2), the Res2Net paper's Eq. 1, which the code
+            the report cites computes) or "report_eq3" (the report's Eq. 3 as printed,
+            y_2 = K_2(x_2 + y_1)). Same parameter count.
     """
-    return _dense2net("densenet121_cifar", scale, groups, attn_layer, width, **kwargs)
+    return _dense2net("densenet121_cifar", scale, groups, attn_layer, width, form, **kwargs)
 
 
 @register_model(
@@ -287,7 +302,15 @@ def dense2net121(
     source="densenet_tiny with Res2Net modules (scale 4), sized for a CPU lesson",
 )
 def dense2net_tiny(
-    scale: int = 4, groups: int = 1, attn_layer: Any = None, width: Optional[int] = None, **kwargs: Any
+    scale: int = 4,
+    groups: int = 1,
+    attn_layer: Any = None,
+    width: Optional[int] = None,
+    form: str = "paper",
+    **kwargs: Any,
 ) -> DenseNet:
-    """A tiny Dense2Net (k=12, blocks 4-4-4, scale 4, w=12) for a few minutes on 2 CPU cores."""
-    return _dense2net("densenet_tiny", scale, groups, attn_layer, width, **kwargs)
+    """A tiny Dense2Net (k=12, blocks 4-4-4, scale 4, w=12) for a few minutes on 2 CPU cores.
+
+    Arguments as :func:`dense2net121` (``form="report_eq3"``: the report's Eq. 3 as printed).
+    """
+    return _dense2net("densenet_tiny", scale, groups, attn_layer, width, form, **kwargs)

@@ -3,12 +3,15 @@
 A ResNet whose bottleneck 3x3 conv is a :class:`~course_utils.layers.Res2NetModule`.
 One module, :class:`Res2Net`; variants are dicts of its arguments (timm's
 ``dict(layers=[3, 4, 6, 3], base_width=26, scale=4)``); thin builders register them.
+Every block computes the Res2Net paper's Eq. 1 (the module's default ``form="paper"``).
+:func:`load_timm_res2net_state` loads a timm ``res2net50_26w_4s``-style ``state_dict``.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, Optional, Sequence
+import re
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -16,7 +19,7 @@ from torch import Tensor, nn
 from ..layers import ConvBNAct, Res2NetModule, _check_positive
 from ._registry import register_model
 
-__all__ = ["Res2Net"]
+__all__ = ["Res2Net", "load_timm_res2net_state", "timm_res2net_state"]
 
 
 class _Bottle2neck(nn.Module):
@@ -148,6 +151,116 @@ class Res2Net(nn.Module):
         return self.fc(self.drop(x))
 
 
+# ------------------------------------------------------------------- timm weights
+def _timm_subset_order(scale: int) -> List[int]:
+    """Our subset j (0-based) is timm's subset order[j]: timm's last subset is our first."""
+    return [0] if scale == 1 else [scale - 1] + list(range(scale - 1))
+
+
+def _channel_index(scale: int, width: int) -> Tensor:
+    order = _timm_subset_order(scale)
+    return torch.cat([torch.arange(k * width, (k + 1) * width) for k in order])
+
+
+_TIMM_BLOCK_KEY = re.compile(r"layer(\d+)\.(\d+)\.(.+)")
+_TIMM_BLOCK_PARTS = [  # (timm name, ours, which dim is split into subsets: 0 out, 1 in, None)
+    (re.compile(r"conv1\.weight"), "conv1.conv.weight", 0),
+    (re.compile(r"bn1\.(weight|bias|running_mean|running_var)"), "conv1.bn.{0}", 0),
+    (re.compile(r"bn1\.(num_batches_tracked)"), "conv1.bn.{0}", None),
+    (re.compile(r"convs\.(\d+)\.weight"), "res2.convs.{0}.conv.weight", None),
+    (re.compile(r"bns\.(\d+)\.(.+)"), "res2.convs.{0}.bn.{1}", None),
+    (re.compile(r"conv3\.weight"), "res2.fusion.weight", 1),
+    (re.compile(r"bn3\.(.+)"), "res2.fusion_norm.{0}", None),
+    (re.compile(r"se\.(fc1|fc2)\.(weight|bias)"), "res2.attn.{0}.{1}", None),
+    (re.compile(r"downsample\.([01])\.(.+)"), "downsample.{0}.{1}", None),
+]
+_TIMM_TOP_PARTS = [
+    (re.compile(r"conv1\.weight"), "stem.0.conv.weight"),
+    (re.compile(r"bn1\.(.+)"), "stem.0.bn.{0}"),
+    (re.compile(r"fc\.(weight|bias)"), "fc.{0}"),
+]
+
+
+def timm_res2net_state(model: "Res2Net", timm_state_dict: Mapping[str, Tensor]) -> Dict[str, Tensor]:
+    """Rename and permute a timm Res2Net ``state_dict`` into ``model``'s keys and order.
+
+    For timm's ``Bottle2neck`` networks with the plain ResNet stem and downsample
+    (``res2net50_26w_4s``, ``_48w_2s``, ``_14w_8s``, ``_26w_6s``, ``_26w_8s``,
+    ``res2net101_26w_4s``, ``res2next50``; not the ``d`` variants, whose stem and
+    shortcut differ). See :func:`load_timm_res2net_state` for what is permuted and why.
+    Raises ``ValueError`` naming every timm key it cannot place.
+    """
+    blocks = {(i, j): block for i, stage in enumerate(model.stages) for j, block in enumerate(stage)}
+    out: Dict[str, Tensor] = {}
+    unknown = []
+    for key, value in timm_state_dict.items():
+        m = _TIMM_BLOCK_KEY.fullmatch(key)
+        if m is not None:
+            i, j, rest = int(m.group(1)) - 1, int(m.group(2)), m.group(3)
+            block = blocks.get((i, j))
+            for pattern, ours, dim in _TIMM_BLOCK_PARTS if block is not None else []:
+                part = pattern.fullmatch(rest)
+                if part is not None:
+                    if dim is not None:  # split into subsets: put them in our order
+                        value = value.index_select(dim, _channel_index(block.res2.scale, block.res2.width))
+                    out[f"stages.{i}.{j}." + ours.format(*part.groups())] = value
+                    break
+            else:
+                unknown.append(key)
+            continue
+        for pattern, ours in _TIMM_TOP_PARTS:
+            part = pattern.fullmatch(key)
+            if part is not None:
+                out[ours.format(*part.groups())] = value
+                break
+        else:
+            unknown.append(key)
+    if unknown:
+        raise ValueError(
+            f"timm_state_dict has keys with no place in this Res2Net: {unknown[:8]}"
+            f"{' ...' if len(unknown) > 8 else ''}; expected a timm Bottle2neck Res2Net of the same layout"
+        )
+    return out
+
+
+def load_timm_res2net_state(model: "Res2Net", timm_state_dict: Mapping[str, Tensor], strict: bool = True):
+    """Load the weights of a timm Res2Net (``timm.create_model("res2net50_26w_4s")``) into ``model``.
+
+    Returns what ``model.load_state_dict`` returns. Key names are mapped (timm ->
+    ours): ``conv1``/``bn1`` -> ``stem.0.conv``/``stem.0.bn``; ``layer{n}.{j}`` ->
+    ``stages.{n-1}.{j}``, inside which ``conv1``/``bn1`` -> ``conv1.conv``/``conv1.bn``,
+    ``convs.k``/``bns.k`` -> ``res2.convs.k.conv``/``res2.convs.k.bn``, ``conv3``/``bn3``
+    -> ``res2.fusion``/``res2.fusion_norm``, ``se`` -> ``res2.attn``; ``downsample`` and
+    ``fc`` keep their names.
+
+    **The subsets are permuted.** timm (like the official Res2Net code it adapts) convolves
+    the *first* s - 1 subsets and keeps the *last* one as the identity subset, concatenated
+    last (average pooled in a 'stage' block); its ``convs[0]`` takes subset 1 alone and
+    ``convs[k]`` takes subset k+1 plus the previous output. We number as the paper does
+    (Eq. 1): y_1 = x_1 is the identity subset, first in the concatenation, and
+    ``convs[k]`` is K_{k+2}. So our subset j is timm's subset j - 1 for j >= 2, and our
+    subset 1 is timm's subset s: with 0-based subsets of width w, our channel block j
+    takes timm's block ``[s-1, 0, 1, ..., s-2][j]``. That permutation is applied to the
+    output channels (rows) of every block's first 1x1 conv and to its BN's vectors, so
+    that the 1x1 conv emits the subsets in our order, and to the input channels (columns)
+    of the fusion conv (timm's ``conv3``), so that it reads our concatenation as timm's
+    reads its own. The 3x3 convs K_i map one to one (``convs.k`` -> ``res2.convs.k``).
+    The stem, the shortcut and ``fc`` are not permuted.
+
+    With these weights, our model in its default ``form="paper"`` computes timm's
+    function block by block, 'stage' blocks with stride 2 included, with one exception
+    that no weight mapping can remove: timm (as the official code) average pools the
+    identity subset of *every* 'stage' block, also at stride 1 (a 3x3, stride 1, zero
+    padded average: the first block of the first stage of res2net50), where ours passes
+    it through unchanged (``Res2NetModule`` pools only when stride > 1). Outputs of the
+    whole network therefore differ unless that one pool is removed from the timm model
+    (tests/test_res2net_timm.py does exactly that to show it is the only difference).
+    A model built with ``form="report_eq3"`` loads the same weights but computes another
+    function (y_2 = K_2(x_2 + y_1)).
+    """
+    return model.load_state_dict(timm_res2net_state(model, timm_state_dict), strict=strict)
+
+
 _VARIANTS: Dict[str, Dict[str, Any]] = {
     # Res2Net paper Table 1 / reference code: Res2Net-50 26w x 4s
     "res2net50": dict(layers=(3, 4, 6, 3), base_width=26, scale=4),
@@ -156,7 +269,7 @@ _VARIANTS: Dict[str, Dict[str, Any]] = {
         layers=(3, 3, 3), base_width=24, cardinality=6, scale=4, stem="cifar", num_classes=100
     ),
     # small and narrow; the second block of stage 1 is a "normal" one, so the hierarchical
-    # additions of Eq. 3 are used (a stage block has none); a few minutes per epoch on 2 CPU cores
+    # additions of Eq. 1 are used (a stage block has none); a few minutes per epoch on 2 CPU cores
     "res2net_tiny": dict(
         layers=(2, 1, 1), planes=(16, 32, 64), base_width=32, scale=4, stem="cifar", stem_width=16, num_classes=10
     ),
