@@ -543,9 +543,11 @@ class Res2NetModule(nn.Module):
     ``fusion_norm``), then the optional attention layer (``attn_layer="se"``, placed at
     the end as in the report's Fig. 7).
 
-    ``stype="stage"`` is the variant for a block that changes resolution or width: the
-    subsets do not add (y_i = K_i(x_i), K_i with ``stride``), and y_1 is average pooled
-    (3x3, ``stride``) when stride > 1 so that all subsets keep one resolution.
+    ``stype="stage"`` is the variant for the first block of a stage: the subsets do not add
+    (y_i = K_i(x_i), K_i with ``stride``), and y_1 is average pooled (3x3, ``stride``,
+    padding 1, zeros counted), so that all subsets keep one resolution. As in the official
+    code and timm, that pool is there at stride 1 too (res2net50's first block), where it
+    smooths the identity subset instead of passing it through.
     With s = 1 there is one subset and it is convolved (a plain 3x3 conv), so that
     scale=1 degenerates to the ordinary bottleneck.
 
@@ -594,7 +596,7 @@ class Res2NetModule(nn.Module):
             for _ in range(n_convs)
         )
         self.pool = (
-            nn.AvgPool2d(3, stride=stride, padding=1) if (stype == "stage" and stride > 1 and scale > 1) else None
+            nn.AvgPool2d(3, stride=stride, padding=1) if (stype == "stage" and scale > 1) else None
         )
         self.fusion = nn.Conv2d(in_channels, out_channels, 1, bias=False)
         self.fusion_norm = norm_layer(out_channels) if fusion_norm else None

@@ -254,7 +254,12 @@ def test_res2net_module_stage_variant():
     xs = x.split(4, dim=1)
     ys = [F.avg_pool2d(xs[0], 3, 2, 1)] + [conv(xi) for conv, xi in zip(m.convs, xs[1:])]
     torch.testing.assert_close(m(x), m.fusion_norm(m.fusion(torch.cat(ys, 1))))
-    assert L.Res2NetModule(16, 8, stype="stage").pool is None  # stride 1: no pooling
+    # stride 1 (res2net50's first block): the identity subset is still pooled, as in the
+    # official code and timm (a 3x3 average with stride 1, zeros counted at the border)
+    m1 = L.Res2NetModule(16, 8, scale=4, stype="stage").eval()
+    ys1 = [F.avg_pool2d(xs[0], 3, 1, 1)] + [conv(xi) for conv, xi in zip(m1.convs, xs[1:])]
+    torch.testing.assert_close(m1(x), m1.fusion_norm(m1.fusion(torch.cat(ys1, 1))))
+    assert L.Res2NetModule(16, 8, scale=1, stype="stage").pool is None  # one subset: no pool
 
 
 @pytest.mark.parametrize(

@@ -248,13 +248,8 @@ def load_timm_res2net_state(model: "Res2Net", timm_state_dict: Mapping[str, Tens
     The stem, the shortcut and ``fc`` are not permuted.
 
     With these weights, our model in its default ``form="paper"`` computes timm's
-    function block by block, 'stage' blocks with stride 2 included, with one exception
-    that no weight mapping can remove: timm (as the official code) average pools the
-    identity subset of *every* 'stage' block, also at stride 1 (a 3x3, stride 1, zero
-    padded average: the first block of the first stage of res2net50), where ours passes
-    it through unchanged (``Res2NetModule`` pools only when stride > 1). Outputs of the
-    whole network therefore differ unless that one pool is removed from the timm model
-    (tests/test_res2net_timm.py does exactly that to show it is the only difference).
+    function, block by block and as a whole, 'stage' blocks included (stride 1 and 2:
+    both pool the identity subset, as the official code does).
     A model built with ``form="report_eq3"`` loads the same weights but computes another
     function (y_2 = K_2(x_2 + y_1)).
     """
