@@ -169,8 +169,10 @@ def test_gap_rows_are_the_recipes_they_name():
     dp = full["gap_densenet_paper"]                                      # DenseNet paper sec. 4.2
     assert (dp.epochs, dp.batch_size, dp.nesterov, dp.resolved_milestones()) == (300, 64, True, (150, 225))
     rp = full["gap_cifar100_repro"]
-    assert (rp.epochs, rp.resolved_milestones(), rp.gamma, rp.weight_decay, rp.nesterov) == \
-        (200, (60, 120, 160), 0.2, 5e-4, True)
+    # pytorch-cifar100's train.py: plain momentum 0.9 (no Nesterov), WarmUpLR over `-warm 1`
+    # epoch, MultiStepLR at 60/120/160 with gamma 0.2, wd 5e-4
+    assert (rp.epochs, rp.resolved_milestones(), rp.gamma, rp.weight_decay, rp.nesterov,
+            rp.momentum, rp.warmup_epochs) == (200, (60, 120, 160), 0.2, 5e-4, False, 0.9, 1.0)
     assert full["gap_longer"].epochs == 200 and full["gap_wd5e4"].weight_decay == 5e-4
     assert full["gap_plateau"].schedule == "plateau" and full["gap_plateau"].early_stop_patience == 20
     # quick mode and --epochs scale every recipe from the same base
