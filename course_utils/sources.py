@@ -66,6 +66,8 @@ SOURCES: dict[str, str] = {
                         "and train.py / conf/global_settings.py (recipe)",
     "Res2Net code": "github.com/Res2Net/Res2Net-PretrainedModels (res2net.py, Bottle2neck)",
     "ChrisMats": "github.com/ChrisMats/Res2Net, the implementation the report cites as [13]",
+    "pytorch-cifar": "github.com/kuangliu/pytorch-cifar (models/densenet.py), the DenseNet "
+                     "implementation the report cites as [12]",
     "timm": "github.com/huggingface/pytorch-image-models, timm 1.0.31",
     "torchvision": "torchvision 0.29.1 (models/densenet.py and the classification "
                    "references)",
