@@ -66,8 +66,14 @@ SOURCES: dict[str, str] = {
                         "and train.py / conf/global_settings.py (recipe)",
     "Res2Net code": "github.com/Res2Net/Res2Net-PretrainedModels (res2net.py, Bottle2neck)",
     "ChrisMats": "github.com/ChrisMats/Res2Net, the implementation the report cites as [13]",
-    "pytorch-cifar": "github.com/kuangliu/pytorch-cifar (models/densenet.py), the DenseNet "
-                     "implementation the report cites as [12]",
+    "Cutout code": "github.com/uoguelph-mlrg/Cutout (train.py, util/cutout.py), the code of "
+                   "the Cutout paper",
+    "VGG": "K. Simonyan and A. Zisserman, Very Deep Convolutional Networks for Large-Scale "
+           "Image Recognition, ICLR 2015 (arXiv:1409.1556)",
+    "ERF": "W. Luo, Y. Li, R. Urtasun and R. Zemel, Understanding the Effective Receptive "
+           "Field in Deep Convolutional Neural Networks, NIPS 2016 (arXiv:1701.04128)",
+    "pytorch-cifar": "github.com/kuangliu/pytorch-cifar (models/densenet.py; main.py, its "
+                     "training script), the DenseNet implementation the report cites as [12]",
     "timm": "github.com/huggingface/pytorch-image-models, timm 1.0.31",
     "torchvision": "torchvision 0.29.1 (models/densenet.py and the classification "
                    "references)",
