@@ -75,8 +75,8 @@ SOURCES: dict[str, str] = {
     "pytorch-cifar": "github.com/kuangliu/pytorch-cifar (models/densenet.py; main.py, its "
                      "training script), the DenseNet implementation the report cites as [12]",
     "timm": "github.com/huggingface/pytorch-image-models, timm 1.0.31",
-    "torchvision": "torchvision 0.29.1 (models/densenet.py and the classification "
-                   "references)",
+    "torchvision": "torchvision 0.29.1 (models/densenet.py, models/inception.py with the "
+                   "Inception_V3_Weights metadata, and the classification references)",
     "data README": "data/README.md of this kit: the JPEG re-encoding of CIFAR-10 and the "
                    "embedded sample",
     "runbook": "a run of `make course` (python -m course_utils.runbook) on the machine and "
