@@ -65,6 +65,8 @@ SOURCES: dict[str, str] = {
     "pytorch-cifar100": "github.com/weiaicunzai/pytorch-cifar100: README (results table) "
                         "and train.py / conf/global_settings.py (recipe)",
     "Res2Net code": "github.com/Res2Net/Res2Net-PretrainedModels (res2net.py, Bottle2neck)",
+    "DenseNet code": "github.com/liuzhuang13/DenseNet, the DenseNet authors' Torch code "
+                     "(models/densenet.lua)",
     "ChrisMats": "github.com/ChrisMats/Res2Net, the implementation the report cites as [13]",
     "Cutout code": "github.com/uoguelph-mlrg/Cutout (train.py, util/cutout.py), the code of "
                    "the Cutout paper",
