@@ -51,7 +51,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
-from .train import PRESETS, ConfigError, TrainConfig, atomic_write_bytes, atomic_write_text, preset
+from .files import atomic_write_bytes, atomic_write_text
+from .train import PRESETS, ConfigError, TrainConfig, preset
 
 __all__ = ["AblationRow", "TABLE1", "GAP_ROWS", "TABLES", "MODE_RECIPES", "row_config",
            "run_table", "summarize", "results_markdown", "select_rows", "provenance",
@@ -195,8 +196,8 @@ def row_config(row: AblationRow, mode: str = "quick", seed: int = 0, *,
     kw = dict(recipe["config"])
     kw.update(row.settings)
     kw.update(model=recipe["models"][row.family], model_args=margs,
-              dataset=dataset or recipe["dataset"], seed=seed, out=out, resume=True,
-              progress=False)
+              dataset=dataset or recipe["dataset"], seed=seed, out=out,
+              resume=out is not None, progress=False)  # a killed ablation continues
     if recipe["threads"]:
         kw["threads"] = recipe["threads"]
     kw.update(overrides)
@@ -235,8 +236,8 @@ def _run_one(run_dir: Path, config: TrainConfig, force: bool, timeout: Optional[
     cfg["milestones"] = list(config.milestones)  # as given (fractions stay fractions)
     summary_path = run_dir / "summary.json"
     old = _read_json(summary_path)
-    if old and old.get("status") in _DONE and not force and \
-            _same_run(old.get("config", {}), config.as_dict()):
+    if (old and old.get("status") in _DONE and not force
+            and _same_run(old.get("config", {}), config.as_dict())):
         return {"status": old["status"], "summary": old, "reused": True, "seconds": 0.0}
     atomic_write_text(run_dir / "config.json", json.dumps(cfg, indent=2) + "\n")
     if notebook is None:

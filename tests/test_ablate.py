@@ -32,8 +32,8 @@ def test_table1_has_the_reports_nine_rows_and_numbers():
     assert [r.title for r in TABLE1][:2] == ["DenseNet No Augmentation", "DenseNet"]
 
 
-def test_full_mode_is_the_reports_setting():
-    cfgs = {r.name: row_config(r, "full") for r in TABLE1}
+def test_full_mode_is_the_reports_setting(tmp_path):
+    cfgs = {r.name: row_config(r, "full", out=str(tmp_path / r.name)) for r in TABLE1}
     d, d2 = cfgs["densenet"], cfgs["dense2net"]
     assert (d.model, d2.model, d2.dataset, d2.mode) == ("densenet121_cifar", "dense2net121",
                                                         "cifar100", "full")
@@ -45,6 +45,7 @@ def test_full_mode_is_the_reports_setting():
     assert cfgs["dense2net_groups"].model_args == {"groups": 32}
     assert cfgs["dense2net_se"].model_args == {"attn_layer": "se"}
     assert all(c.resume for c in cfgs.values())  # a killed ablation continues
+    assert not row_config(TABLE1[0], "full").resume  # no folder, nothing to resume
 
 
 def test_quick_mode_keeps_each_rows_setting_on_the_small_pair():

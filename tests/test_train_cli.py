@@ -32,6 +32,7 @@ RUN_ARGS = ["--model", "cifar_cnn", "--dataset", "synthetic", "--mode", "smoke",
 
 CHILD = textwrap.dedent('''
     import os, signal, sys, time
+    import course_utils.files as files
     import course_utils.train as T
     from course_utils.callbacks import Callback
 
@@ -43,7 +44,7 @@ CHILD = textwrap.dedent('''
                 time.sleep(0.15)
 
     if how == "kill_in_save":  # SIGKILL itself half-way through writing checkpoint #2
-        original, saves = T._write_chunks, []
+        original, saves = files._write_chunks, []
         def write(f, data, chunk=1 << 20):
             if "checkpoint.pt" in f.name:
                 saves.append(1)
@@ -51,7 +52,7 @@ CHILD = textwrap.dedent('''
                     f.write(data[: len(data) // 2]); f.flush(); os.fsync(f.fileno())
                     os.kill(os.getpid(), signal.SIGKILL)
             original(f, data, chunk)
-        T._write_chunks = write
+        files._write_chunks = write
 
     sys.exit(T.main(argv, callbacks=[Slow()]))
 ''')

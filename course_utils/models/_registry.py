@@ -1,6 +1,7 @@
 """The model registry: every public builder registers itself under its function name.
 
-``create_model(name, **kwargs)`` builds a registered model; ``list_models(pattern)``
+``create_model(name, **kwargs)`` builds a registered model (stamped with its name and
+arguments, ``model.course_cfg``); ``list_models(pattern)``
 lists names (fnmatch patterns such as ``"dense*"``); ``model_info(name)`` returns the
 model's default input size, class count, family and a short note on where it comes from.
 """
@@ -75,11 +76,15 @@ def _unknown(name: str) -> ValueError:
 def create_model(name: str, **kwargs) -> nn.Module:
     """Build the registered model ``name``; keyword arguments go to its builder.
 
-    Every builder accepts at least ``num_classes`` and ``in_chans``.
+    Every builder accepts at least ``num_classes`` and ``in_chans``. The model carries
+    what it was built as, ``model.course_cfg = {"name": name, "args": kwargs}`` (timm's
+    ``pretrained_cfg`` habit): the training engine records the model from there.
     """
     if name not in _builders:
         raise _unknown(name)
-    return _builders[name](**kwargs)
+    model = _builders[name](**kwargs)
+    model.course_cfg = {"name": name, "args": dict(kwargs)}
+    return model
 
 
 def list_models(pattern: Optional[str] = None) -> List[str]:
