@@ -259,7 +259,7 @@ def load_timm_res2net_state(model: "Res2Net", timm_state_dict: Mapping[str, Tens
 _VARIANTS: Dict[str, Dict[str, Any]] = {
     # Res2Net paper Table 1 / reference code: Res2Net-50 26w x 4s
     "res2net50": dict(layers=(3, 4, 6, 3), base_width=26, scale=4),
-    # Res2Net paper Table 3 (CIFAR-100): Res2NeXt-29, 6c x 24w x 4scale
+    # Res2Net paper (TPAMI) Table 4 (CIFAR-100): Res2NeXt-29, 6c x 24w x 4scale
     "res2next29_6cx24wx4s": dict(
         layers=(3, 3, 3), base_width=24, cardinality=6, scale=4, stem="cifar", num_classes=100
     ),
@@ -288,7 +288,7 @@ def res2net50(**kwargs: Any) -> Res2Net:
 
 @register_model(
     family="res2net", input_size=(3, 32, 32), num_classes=100, test_input_size=(3, 16, 16), tags=("cifar",),
-    source="Res2Net paper Table 3: Res2NeXt-29, 6c x 24w x 4scale, 24.3M (see course_utils/models/README.md)",
+    source="Res2Net paper (TPAMI) Table 4: Res2NeXt-29, 6c x 24w x 4scale, 24.3M (see course_utils/models/README.md)",
 )
 def res2next29_6cx24wx4s(**kwargs: Any) -> Res2Net:
     """Res2NeXt-29, 6c x 24w x 4s, for CIFAR-100."""
