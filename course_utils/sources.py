@@ -241,7 +241,11 @@ def unbacked(nb) -> list[Number]:
         for n in numbers(c["source"] if isinstance(c["source"], str) else "".join(c["source"]), i):
             if n.cited:
                 continue
-            if not re.search(r"(?<![\d.])%s(?!\d)" % re.escape(n.value), printed):
+            pattern = r"(?<![\d.])%s(?!\d)" % re.escape(n.value)
+            if n.text[-1] in "x\u00d7":
+                # a ratio is backed only by a printed ratio (64x, 64.0x), not by any 64
+                pattern = r"(?<![\d.])%s(?:\.0+)?\s?[x\u00d7](?!\w)" % re.escape(n.value)
+            if not re.search(pattern, printed):
                 bad.append(n)
     return bad
 

@@ -41,6 +41,9 @@ def test_a_stale_number_fails_and_a_printed_one_passes():
     # a prefix or suffix of a printed number is not that number
     assert sources.unbacked(nb_with("It reaches 71.9%.", "acc 71.91\n"))
     assert sources.unbacked(nb_with("About 928 of them.", "36928\n"))
+    # a ratio needs a printed ratio: "64" alone (a channel count) does not back "64x"
+    assert sources.unbacked(nb_with("It is 64x cheaper.", "channels: 64\n"))
+    assert sources.unbacked(nb_with("It is 64x cheaper.", "ratio: 64.0x\n")) == []
 
 
 def test_a_citation_backs_its_own_sentence_only():
