@@ -13,12 +13,17 @@ device is printed with every line. Parts:
    measured alone and next to a busy-loop process that holds one core.
 3. compile (--compile): torch.compile vs eager on the CPU for one small model.
 4. profile (--profile): the operators that take the time in one model's step.
+5. precision (--part precision): the CPU lesson models at batch 128, NCHW fp32 /
+   channels_last fp32 (the engine's CPU default before bf16) / channels_last bf16
+   autocast, interleaved in rounds so that a change of load hits all three alike;
+   prints each setting's median over the rounds and its ratio to channels_last fp32.
 
 Usage:
     .venv/bin/python benchmarks/train.py                     # parts 1 and 2, CPU (and GPU)
     .venv/bin/python benchmarks/train.py --part speed --steps 3 --batch 32
     .venv/bin/python benchmarks/train.py --part compile --compile-model densenet_bc_40_12
     .venv/bin/python benchmarks/train.py --part profile --profile-model densenet_bc_40_12
+    .venv/bin/python benchmarks/train.py --part precision --threads 1 --rounds 3
 """
 
 from __future__ import annotations
@@ -200,21 +205,52 @@ def part_profile(a):
         print(f"  {row['op']:<40} {100 * row['share']:5.1f}%  ({row['calls']} calls)")
 
 
+PRECISION_SETTINGS = (("NCHW fp32", False, "off"), ("channels_last fp32", True, "off"),
+                      ("channels_last bf16", True, "bf16"))
+
+
+def part_precision(a):
+    import statistics
+
+    models = a.models or ["densenet_tiny", "dense2net_tiny", "cifar_cnn"]
+    print(f"== 5. precision on the CPU: batch 128, {a.threads} thread(s), {a.rounds} rounds "
+          f"(load average {_loadavg()}) ==")
+    for model in models:
+        got = {label: [] for label, _, _ in PRECISION_SETTINGS}
+        for _ in range(a.rounds):
+            for label, cl, amp in PRECISION_SETTINGS:
+                res = measure(model, threads=a.threads, batch=128, steps=a.steps, warmup=2,
+                              channels_last=cl, amp=amp)
+                got[label].append(res.get("images_per_s"))
+        ref = statistics.median(got["channels_last fp32"]) if None not in got["channels_last fp32"] else None
+        for label, _, _ in PRECISION_SETTINGS:
+            xs = got[label]
+            if None in xs:
+                print(f"cpu  {model:<18} {label:<20} FAILED in a round")
+                continue
+            med = statistics.median(xs)
+            ratio = f"{med / ref:5.2f}x channels_last fp32" if ref else ""
+            print(f"cpu  {model:<18} {label:<20} {med:8.1f} img/s (rounds: "
+                  f"{', '.join(f'{x:.0f}' for x in xs)})  {ratio}", flush=True)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description="training images/s of the course's models")
-    ap.add_argument("--part", choices=("speed", "threads", "compile", "profile", "all"),
+    ap.add_argument("--part", choices=("speed", "threads", "compile", "profile", "precision",
+                                       "all"),
                     default=None, help="default: speed and threads")
     ap.add_argument("--models", nargs="+", default=None)
     ap.add_argument("--thread-models", nargs="+", default=None)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=3, help="precision: interleaved rounds")
     ap.add_argument("--compile-model", default="densenet_bc_40_12")
     ap.add_argument("--profile-model", default="densenet_bc_40_12")
     a = ap.parse_args(argv)
     parts = {"speed": [part_speed], "threads": [part_threads], "compile": [part_compile],
-             "profile": [part_profile],
-             "all": [part_speed, part_threads, part_compile, part_profile],
+             "profile": [part_profile], "precision": [part_precision],
+             "all": [part_speed, part_threads, part_compile, part_profile, part_precision],
              None: [part_speed, part_threads]}[a.part]
     print(f"[bench] {os.cpu_count()} CPUs; each line is a fresh process")
     for p in parts:
