@@ -16,7 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-__all__ = ["Callback", "LivePlot", "StepTimer"]
+__all__ = ["Callback", "LivePlot"]
 
 
 class Callback:
@@ -90,23 +90,3 @@ class LivePlot(Callback):
     def on_epoch_end(self, record: dict, history: list) -> None:
         if record["epoch"] % self.every == 0:
             self._draw(history)
-
-
-class StepTimer(Callback):
-    """Records the wall time of every training step (seconds), for speed lessons."""
-
-    def __init__(self):
-        import time
-
-        self._clock = time.perf_counter
-        self._last = None
-        self.times: list[float] = []
-
-    def on_step_end(self, epoch, step, steps, loss) -> None:
-        now = self._clock()
-        if self._last is not None:
-            self.times.append(now - self._last)
-        self._last = now
-
-    def on_epoch_end(self, record, history) -> None:
-        self._last = None  # the evaluation pause is not a step

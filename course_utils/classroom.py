@@ -60,6 +60,8 @@ from pathlib import Path
 
 import nbformat
 
+from .files import atomic_open, atomic_write_text
+
 REPO = Path(__file__).resolve().parents[1]
 SOURCE_DIR = REPO / "notebooks"
 LESSONS_DIR = REPO / "lessons"
@@ -172,13 +174,6 @@ def _dumps(nb) -> str:
     return text if text.endswith("\n") else text + "\n"
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def build_assignments(source_dir: Path = SOURCE_DIR, out_dir: Path = LESSONS_DIR, *,
                       check: bool = False, log=print) -> list[Path]:
     """Write out_dir/<stem>/<name>.ipynb for every notebook of source_dir. Returns the
@@ -193,7 +188,7 @@ def build_assignments(source_dir: Path = SOURCE_DIR, out_dir: Path = LESSONS_DIR
         if old != text:
             changed.append(target)
             if not check:
-                _write_atomic(target, text)
+                atomic_write_text(target, text, mkdir=True)
         n = len(exercises_of(nb))
         state = "stale" if (check and old != text) else ("written" if old != text else "up to date")
         log(f"[assignments] {target}: {n} exercise{'s' * (n != 1)}, {state}")
@@ -537,9 +532,7 @@ def write_csv(results: list[Result], lessons: list[Lesson], out) -> Path:
     header = (["submission", "lesson"] + cols + ["total", "max_points"]
               + [f"{c} reason" for c in cols] + ["note", "seconds"])
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    with open(tmp, "w", newline="", encoding="utf-8") as f:
+    with atomic_open(out, "w", mkdir=True, newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         w.writerow(header)
         for r in results:
@@ -548,7 +541,6 @@ def write_csv(results: list[Result], lessons: list[Lesson], out) -> Path:
                        + [f"{r.total:g}", f"{r.max_total:g}"]
                        + [r.reasons.get(c, "") for c in cols]
                        + [r.note, f"{r.seconds:.1f}"])
-    os.replace(tmp, out)
     return out
 
 

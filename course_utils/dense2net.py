@@ -73,7 +73,7 @@ import sys
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
-from .train import ConfigError, NonFiniteLossError, TrainConfig, preset, run
+from .train import CheckpointError, ConfigError, NonFiniteLossError, TrainConfig, preset, run
 
 __all__ = ["DEFAULT_OUT", "MODELS", "build_parser", "config_from_args", "main",
            "parse_config", "table1_flags"]
@@ -240,10 +240,9 @@ def parse_config(argv: Optional[Sequence[str]] = None) -> TrainConfig:
 
 
 def _check_out(config: TrainConfig) -> None:
-    out = Path(config.out)
-    if out.exists() and not out.is_dir():
-        raise ConfigError("out", config.out, "allowed: a folder (this is a file)")
-    ckpt = out / "checkpoint.pt"
+    """A folder that holds a run, in this command line's words (--r); the engine checks
+    the rest (course_utils.checkpoint.check_out_folder)."""
+    ckpt = Path(config.out) / "checkpoint.pt"
     if ckpt.exists() and not (config.resume or config.overwrite):
         raise ConfigError("resume", False, f"{ckpt} already holds a run: pass --r to "
                           "continue it, --overwrite to start over, or another --out")
@@ -251,21 +250,16 @@ def _check_out(config: TrainConfig) -> None:
 
 def main(argv: Optional[Sequence[str]] = None, callbacks: Iterable = ()) -> int:
     """`python -m course_utils.dense2net ...`: 0 on success; 2 for a bad option (the
-    message names the flag); 1 when the data is missing or the loss became NaN."""
+    message names the flag); 1 when the data is missing, a checkpoint cannot be read or
+    the loss became NaN."""
     from .data import DataIntegrityError, DataNotFoundError
-    from .env import resolve_device
 
     ap = build_parser()
     args = ap.parse_args(argv)
     try:
         config = config_from_args(args)
         _check_out(config)
-        if config.device != "auto":
-            try:
-                resolve_device(config.device)
-            except ValueError as e:
-                raise ConfigError("device", config.device, str(e)) from None
-        run(config, callbacks=callbacks)
+        run(config, callbacks=callbacks)  # checks the device before anything is built
     except ConfigError as e:
         ap.error(f"argument {_flag(e.param)}: {e}")  # exits with status 2
     except (DataNotFoundError, DataIntegrityError) as e:
@@ -273,6 +267,9 @@ def main(argv: Optional[Sequence[str]] = None, callbacks: Iterable = ()) -> int:
         return 1
     except NonFiniteLossError as e:
         print(f"{PROG}: error: {e} (here: a lower --lr, then --r)", file=sys.stderr)
+        return 1
+    except CheckpointError as e:
+        print(f"{PROG}: error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted; the last checkpoint is intact, continue with --r",

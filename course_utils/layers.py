@@ -1,12 +1,13 @@
 """Building blocks of the course, one tested copy of each.
 
 Lesson order: reference convolutions (01) -> separable convolutions (02) -> the
-Inception spectrum (03) -> DenseNet layers (04) -> Res2Net module (05) -> Dense2Net (06).
+Inception spectrum (03) -> DenseNet layers (04; in dense_layers.py, re-exported here)
+-> Res2Net module (05) -> Dense2Net (06).
 
 Every block is configured by arguments (no copied classes). Optional features take a
 layer or a name that one factory resolves (``create_attn``, ``create_act``), returning
 None when the feature is off. Bad configurations raise ``ValueError`` naming the
-parameter, the value and what is allowed.
+parameter, the value and what is allowed (the checks of :mod:`course_utils.checks`).
 
 Symbols follow the papers: ``growth_rate`` k, ``compression`` theta (DenseNet);
 ``scale`` s, split width w, ``groups`` C (Res2Net paper Eq. 1 / Dense2Net report Eq. 3);
@@ -15,15 +16,15 @@ Symbols follow the papers: ``growth_rate`` k, ``compression`` theta (DenseNet);
 
 from __future__ import annotations
 
-import math
 from collections import OrderedDict
-from contextlib import contextmanager
-from typing import Callable, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
-import torch.utils.checkpoint as cp
 from torch import Tensor, nn
+
+from . import checks
+from .dense_layers import DenseBlock, DenseLayer, Transition  # noqa: F401  (lesson 04, re-exported)
 
 __all__ = [
     "conv2d_naive",
@@ -47,50 +48,20 @@ IntPair = Union[int, Tuple[int, int]]
 LayerArg = Union[None, str, Callable[..., nn.Module]]
 
 
-# --------------------------------------------------------------------------- checks
-def _pair(value: IntPair, name: str) -> Tuple[int, int]:
-    if isinstance(value, int):
-        return value, value
-    if isinstance(value, (tuple, list)) and len(value) == 2 and all(isinstance(v, int) for v in value):
-        return int(value[0]), int(value[1])
-    raise ValueError(f"{name}={value!r} is not allowed; expected an int or a pair of ints")
-
-
-def _check_positive(name: str, value: int) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name}={value!r} is not allowed; expected an integer >= 1")
-
-
-def _check_divides(name: str, value: int, target_name: str, target: int) -> None:
-    """Raise unless ``value`` (the parameter being checked) divides ``target``."""
-    _check_positive(name, value)
-    if target % value != 0:
-        divisors = [d for d in range(1, target + 1) if target % d == 0]
-        raise ValueError(
-            f"{name}={value} does not divide {target_name}={target}; allowed: a divisor of "
-            f"{target_name}, one of {divisors}"
-        )
-
-
-def _check_choice(name: str, value, allowed: Sequence) -> None:
-    if value not in allowed:
-        raise ValueError(f"{name}={value!r} is not allowed; expected one of {list(allowed)}")
-
-
 # ------------------------------------------------------- lesson 01: reference convs
 def _conv_geometry(x: Tensor, weight: Tensor, stride, padding, dilation, groups):
-    sh, sw = _pair(stride, "stride")
-    ph, pw = _pair(padding, "padding")
-    dh, dw = _pair(dilation, "dilation")
-    _check_positive("groups", groups)
+    sh, sw = checks.int_pair("stride", stride)
+    ph, pw = checks.int_pair("padding", padding)
+    dh, dw = checks.int_pair("dilation", dilation)
+    checks.integer("groups", groups)
     if x.dim() != 4 or weight.dim() != 4:
         raise ValueError(
             f"x.dim()={x.dim()}, weight.dim()={weight.dim()}; expected x (B, C_in, H, W) and "
             "weight (C_out, C_in/groups, kH, kW)"
         )
     c_in, c_out = x.shape[1], weight.shape[0]
-    _check_divides("groups", groups, "in_channels", c_in)
-    _check_divides("groups", groups, "out_channels", c_out)
+    checks.divides("groups", groups, "in_channels", c_in)
+    checks.divides("groups", groups, "out_channels", c_out)
     if weight.shape[1] != c_in // groups:
         raise ValueError(
             f"weight.shape[1]={weight.shape[1]}; expected in_channels/groups = {c_in // groups}"
@@ -184,7 +155,7 @@ def create_act(act_layer: LayerArg, inplace: bool = False, name: str = "act_laye
     if act_layer in _OFF:
         return None
     if isinstance(act_layer, str):
-        _check_choice(name, act_layer, ["none", *_ACTS])
+        checks.one_of(name, act_layer, ["none", *_ACTS], show=repr)
         act_layer = _ACTS[act_layer]
     if act_layer in (nn.ReLU, nn.ELU):
         return act_layer(inplace=inplace)
@@ -211,11 +182,11 @@ class SqueezeExcite(nn.Module):
         gate_layer: LayerArg = "sigmoid",
     ) -> None:
         super().__init__()
-        _check_positive("channels", channels)
-        _check_positive("reduction", reduction)
+        checks.integer("channels", channels)
+        checks.integer("reduction", reduction)
         if rd_channels is None:
             rd_channels = max(1, channels // reduction)
-        _check_positive("rd_channels", rd_channels)
+        checks.integer("rd_channels", rd_channels)
         self.fc1 = nn.Conv2d(channels, rd_channels, kernel_size=1, bias=True)
         self.act = create_act(act_layer, inplace=True) or nn.Identity()
         self.fc2 = nn.Conv2d(rd_channels, channels, kernel_size=1, bias=True)
@@ -239,7 +210,7 @@ def create_attn(attn_layer: LayerArg, channels: int, **kwargs) -> Optional[nn.Mo
     if attn_layer in _OFF:
         return None
     if isinstance(attn_layer, str):
-        _check_choice("attn_layer", attn_layer, [None, "none", *_ATTNS])
+        checks.one_of("attn_layer", attn_layer, [None, "none", *_ATTNS], show=repr)
         attn_layer = _ATTNS[attn_layer]
     if not callable(attn_layer):
         raise ValueError(f"attn_layer={attn_layer!r} is not allowed; expected None, 'se' or a module class")
@@ -272,8 +243,8 @@ class ConvBNAct(nn.Sequential):
         bias: Optional[bool] = None,
         inplace: bool = True,
     ) -> None:
-        _check_divides("groups", groups, "in_channels", in_channels)
-        _check_divides("groups", groups, "out_channels", out_channels)
+        checks.divides("groups", groups, "in_channels", in_channels)
+        checks.divides("groups", groups, "out_channels", out_channels)
         if padding is None:
             padding = dilation * (kernel_size - 1) // 2
         if bias is None:
@@ -317,10 +288,10 @@ class SeparableConv2d(nn.Module):
         bias: bool = False,  # followed by BatchNorm in Xception (Fig. 5 caption)
     ) -> None:
         super().__init__()
-        _check_positive("in_channels", in_channels)
-        _check_positive("out_channels", out_channels)
-        _check_positive("depth_multiplier", depth_multiplier)
-        _check_choice("order", order, ["depthwise_first", "pointwise_first"])
+        checks.integer("in_channels", in_channels)
+        checks.integer("out_channels", out_channels)
+        checks.integer("depth_multiplier", depth_multiplier)
+        checks.one_of("order", order, ["depthwise_first", "pointwise_first"], show=repr)
         if padding is None:
             padding = dilation * (kernel_size - 1) // 2
         self.order = order
@@ -331,7 +302,7 @@ class SeparableConv2d(nn.Module):
             )
             self.pointwise = nn.Conv2d(mid, out_channels, 1, bias=bias)
         else:
-            _check_divides("depth_multiplier", depth_multiplier, "out_channels", out_channels)
+            checks.divides("depth_multiplier", depth_multiplier, "out_channels", out_channels)
             mid = out_channels // depth_multiplier
             self.pointwise = nn.Conv2d(in_channels, mid, 1, bias=bias)
             self.depthwise = nn.Conv2d(
@@ -375,9 +346,9 @@ class SegmentedConv(nn.Module):
     ) -> None:
         super().__init__()
         mid_channels = out_channels if mid_channels is None else mid_channels
-        _check_positive("in_channels", in_channels)
-        _check_divides("segments", segments, "mid_channels", mid_channels)
-        _check_divides("segments", segments, "out_channels", out_channels)
+        checks.integer("in_channels", in_channels)
+        checks.divides("segments", segments, "mid_channels", mid_channels)
+        checks.divides("segments", segments, "out_channels", out_channels)
         self.segments = segments
         self.pointwise = nn.Conv2d(in_channels, mid_channels, 1, bias=bias)
         self.norm1 = _norm(norm_layer, mid_channels)
@@ -450,7 +421,7 @@ class SimplifiedInception(nn.Module):
         act_layer: LayerArg = "relu",
     ) -> None:
         super().__init__()
-        _check_positive("towers", towers)
+        checks.integer("towers", towers)
         self.towers = nn.ModuleList(
             nn.Sequential(
                 ConvBNAct(in_channels, tower_channels, 1, norm_layer=norm_layer, act_layer=act_layer),
@@ -580,13 +551,13 @@ class Res2NetModule(nn.Module):
         form: str = "paper",  # Res2Net paper Eq. 1; "report_eq3": Dense2Net report Eq. 3
     ) -> None:
         super().__init__()
-        _check_choice("form", form, self.FORMS)
-        _check_positive("scale", scale)
-        _check_divides("scale", scale, "in_channels", in_channels)
+        checks.one_of("form", form, self.FORMS, show=repr)
+        checks.integer("scale", scale)
+        checks.divides("scale", scale, "in_channels", in_channels)
         width = in_channels // scale
-        _check_divides("groups", groups, "width", width)
-        _check_positive("stride", stride)
-        _check_choice("stype", stype, ["normal", "stage"])
+        checks.divides("groups", groups, "width", width)
+        checks.integer("stride", stride)
+        checks.one_of("stype", stype, ["normal", "stage"], show=repr)
         if stride > 1 and stype != "stage":
             raise ValueError(f"stride={stride} needs stype='stage' (got stype={stype!r}); allowed: stride=1 or stage")
         self.scale, self.width, self.stype, self.form = scale, width, stype, form
@@ -619,157 +590,3 @@ class Res2NetModule(nn.Module):
         if self.attn is not None:
             out = self.attn(out)
         return out
-
-
-# ------------------------------------------------------------ lesson 04: DenseNet
-@contextmanager
-def _frozen_running_stats(module: nn.Module) -> Iterator[None]:
-    """Keep BatchNorm running statistics unchanged while a checkpoint recomputes.
-
-    With momentum 0 the running-stat update is x <- 1 * x + 0 * batch = x, exactly.
-    The batch counter is restored afterwards.
-    """
-    saved = []
-    for m in module.modules():
-        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training and m.track_running_stats:
-            saved.append((m, m.momentum, m.num_batches_tracked.clone()))
-            m.momentum = 0.0
-    try:
-        yield
-    finally:
-        for m, momentum, count in saved:
-            m.momentum = momentum
-            m.num_batches_tracked.copy_(count)
-
-
-class DenseLayer(nn.Module):
-    """One DenseNet-BC layer H_l: BN-ReLU-1x1 conv to bn_size*k, BN-ReLU-3x3 conv to k.
-
-    Input: the list of all preceding feature maps [x_0, ..., x_{l-1}], concatenated
-    here (DenseNet Eq. 2). ``conv2_layer(in_channels, out_channels)`` replaces the 3x3
-    conv; Dense2Net passes a Res2Net module (report Fig. 6). Submodule names follow
-    torchvision (norm1, relu1, conv1, norm2, relu2, conv2) so its weights load as-is.
-
-    ``memory_efficient=True`` checkpoints, in training, the concatenation, the bottleneck
-    (norm1, relu1, conv1) and the pre-activation of the 3x3 stage (norm2, relu2): their
-    outputs are recomputed in the backward pass instead of stored (Pleiss et al. 2017;
-    torchvision checkpoints up to conv1 only, the two cheap elementwise steps more save
-    another 2 * bn_size * k channels per layer). Outputs, gradients and BN running
-    statistics are the same as without it.
-
-    Args:
-        in_channels: channels of the concatenated input.
-        growth_rate: k, the channels this layer adds.
-        bn_size: bottleneck width factor (bottleneck has bn_size * k channels).
-        mid_channels: overrides the bottleneck width bn_size * k.
-    """
-
-    def __init__(
-        self,
-        in_channels: int,
-        growth_rate: int,
-        bn_size: int = 4,  # DenseNet paper, section 3: "4k feature-maps"
-        drop_rate: float = 0.0,
-        memory_efficient: bool = False,
-        conv2_layer: Optional[Callable[[int, int], nn.Module]] = None,
-        mid_channels: Optional[int] = None,
-    ) -> None:
-        super().__init__()
-        _check_positive("growth_rate", growth_rate)
-        _check_positive("bn_size", bn_size)
-        if not 0.0 <= drop_rate < 1.0:
-            raise ValueError(f"drop_rate={drop_rate!r} is not allowed; expected 0 <= drop_rate < 1")
-        mid = bn_size * growth_rate if mid_channels is None else mid_channels
-        _check_positive("mid_channels", mid)
-        self.norm1 = nn.BatchNorm2d(in_channels)
-        self.relu1 = nn.ReLU(inplace=True)
-        self.conv1 = nn.Conv2d(in_channels, mid, kernel_size=1, stride=1, bias=False)
-        self.norm2 = nn.BatchNorm2d(mid)
-        self.relu2 = nn.ReLU(inplace=True)
-        if conv2_layer is None:
-            self.conv2 = nn.Conv2d(mid, growth_rate, kernel_size=3, stride=1, padding=1, bias=False)
-        else:
-            self.conv2 = conv2_layer(mid, growth_rate)
-        self.drop_rate = float(drop_rate)
-        self.memory_efficient = memory_efficient
-
-    def bottleneck(self, *features: Tensor) -> Tensor:
-        """Concatenate, BN-ReLU-1x1 conv, BN-ReLU: the input of the 3x3 stage."""
-        x = torch.cat(features, dim=1)  # l x (B, C_j, H, W) -> (B, sum C_j, H, W)
-        x = self.conv1(self.relu1(self.norm1(x)))  # (B, bn_size*k, H, W)
-        return self.relu2(self.norm2(x))
-
-    def _checkpointed_bottleneck(self, features: Sequence[Tensor]) -> Tensor:
-        calls = []
-
-        def run(*xs: Tensor) -> Tensor:
-            calls.append(1)
-            if len(calls) == 1:  # the forward pass
-                return self.bottleneck(*xs)
-            with _frozen_running_stats(self):  # the recomputation in backward
-                return self.bottleneck(*xs)
-
-        return cp.checkpoint(run, *features, use_reentrant=False)
-
-    def forward(self, features: Union[Tensor, List[Tensor]]) -> Tensor:
-        if isinstance(features, Tensor):
-            features = [features]
-        need_grad = torch.is_grad_enabled() and any(f.requires_grad for f in features)
-        if self.memory_efficient and self.training and need_grad:
-            out = self._checkpointed_bottleneck(features)
-        else:
-            out = self.bottleneck(*features)
-        out = self.conv2(out)  # (B, k, H, W)
-        if self.drop_rate > 0:
-            out = F.dropout(out, p=self.drop_rate, training=self.training)
-        return out
-
-
-class DenseBlock(nn.ModuleDict):
-    """A dense block: ``num_layers`` DenseLayers, each fed with all earlier outputs.
-
-    Output channels: in_channels + num_layers * k. Layers are named denselayer1..n
-    (torchvision's names). Extra keyword arguments go to every :class:`DenseLayer`.
-    """
-
-    def __init__(self, num_layers: int, in_channels: int, growth_rate: int, **layer_kwargs) -> None:
-        super().__init__()
-        _check_positive("num_layers", num_layers)
-        _check_positive("growth_rate", growth_rate)
-        for i in range(num_layers):
-            self[f"denselayer{i + 1}"] = DenseLayer(in_channels + i * growth_rate, growth_rate, **layer_kwargs)
-        self.out_channels = in_channels + num_layers * growth_rate
-
-    def forward(self, x: Tensor) -> Tensor:
-        features = [x]
-        for layer in self.values():
-            features.append(layer(features))
-        return torch.cat(features, dim=1)  # (B, C_in + num_layers * k, H, W)
-
-
-def _compressed_channels(in_channels: int, compression: float) -> int:
-    if not isinstance(compression, (int, float)) or not 0.0 < compression <= 1.0:
-        raise ValueError(f"compression={compression!r} is not allowed; expected theta in (0, 1]")
-    return max(1, int(math.floor(compression * in_channels)))
-
-
-class Transition(nn.Sequential):
-    """DenseNet transition layer: BN-ReLU-1x1 conv to floor(theta * C) channels, 2x2 avg pool.
-
-    Args:
-        in_channels: C.
-        compression: theta in (0, 1] (0.5 for DenseNet-BC).
-        out_channels: overrides floor(theta * C).
-    """
-
-    def __init__(self, in_channels: int, compression: float = 0.5, out_channels: Optional[int] = None) -> None:
-        out = _compressed_channels(in_channels, compression) if out_channels is None else out_channels
-        super().__init__(
-            OrderedDict(
-                norm=nn.BatchNorm2d(in_channels),
-                relu=nn.ReLU(inplace=True),
-                conv=nn.Conv2d(in_channels, out, kernel_size=1, stride=1, bias=False),
-                pool=nn.AvgPool2d(kernel_size=2, stride=2),
-            )
-        )
-        self.out_channels = out

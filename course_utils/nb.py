@@ -7,25 +7,37 @@ checks every parameter (a bad value stops the notebook there, with a message nam
 parameter and the allowed values), seeds everything, resolves the device and creates
 out_dir. `out_dir=None` (every notebook's default) means build/out/<notebook> in the kit's
 folder, whatever the kernel's working folder (JupyterLab, papermill, the runbook, a student
-version in lessons/); a path given explicitly is taken as it is. At the end a notebook calls `nb.record_headline(P, ...)`: the course runner
+version in lessons/); a path given explicitly is taken as it is. At the end a notebook
+calls `nb.record_headline(P, ...)`: the course runner
 (`python -m course_utils.runbook`) prints that number in its table.
 """
 
 from __future__ import annotations
 
-import json
-import os
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from . import checks
 from .data import DATASETS, MODES
 from .env import DEVICES, default_out_dir, resolve_device, seed_everything
+from .files import atomic_write_json
 
 
-class ParameterError(ValueError):
-    """A notebook parameter has a value that is not allowed."""
+class ParameterError(checks.BadValue):
+    """A notebook parameter has a value that is not allowed: ``ParameterError(name, value,
+    allowed)`` (the message names them), or ``ParameterError(message)`` for a check a
+    notebook writes itself."""
+
+    prefix = "parameter "
+
+    def __init__(self, param, *rest, **kw):
+        if not rest:  # a message of the notebook's own
+            self.param = self.value = self.allowed = None
+            ValueError.__init__(self, param)
+            return
+        super().__init__(param, *rest, **kw)
 
 
 @dataclass
@@ -38,42 +50,29 @@ class NotebookParams:
     out_dir: Path
     extra: dict
 
-    @property
-    def quick(self) -> bool:
-        return self.mode != "full"
-
     def pick(self, smoke, quick, full):
         """The value for this mode: P.pick(smoke=1, quick=5, full=100)."""
         return {"smoke": smoke, "quick": quick, "full": full}[self.mode]
-
-
-def _allowed(name, value, allowed):
-    if value not in allowed:
-        raise ParameterError(
-            f"parameter {name}={value!r} is not allowed; allowed values: "
-            + ", ".join(repr(a) for a in allowed))
 
 
 def setup(*, mode="quick", device="auto", dataset="cifar10", data_root=None, seed=0,
           out_dir=None, notebook="notebook", datasets=None, **extra) -> NotebookParams:
     """Validate the notebook parameters and prepare the run. `datasets` restricts the
     allowed datasets for a lesson that only makes sense on some of them."""
-    _allowed("mode", mode, MODES)
-    _allowed("device", device, DEVICES)
-    _allowed("dataset", dataset, tuple(datasets or DATASETS))
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ParameterError(f"parameter seed={seed!r} is not allowed; allowed values: "
-                             "an integer >= 0")
+    err = dict(error=ParameterError)
+    checks.one_of("mode", mode, MODES, show=repr, **err)
+    checks.one_of("device", device, DEVICES, show=repr, **err)
+    checks.one_of("dataset", dataset, tuple(datasets or DATASETS), show=repr, **err)
+    checks.integer("seed", seed, 0, **err)
     if data_root in ("", "None"):
         data_root = None
     if data_root is not None and not Path(data_root).expanduser().is_dir():
-        raise ParameterError(f"parameter data_root={data_root!r} is not an existing folder; "
-                             "allowed values: None (search COURSE_DATA, data/, system copies)"
-                             " or a folder that holds the dataset")
+        raise ParameterError("data_root", data_root, "allowed: None (search COURSE_DATA, "
+                             "data/, system copies) or a folder that holds the dataset",
+                             reason="is not an existing folder")
     for name, value in extra.items():
         if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
-            raise ParameterError(f"parameter {name}={value!r} is not allowed; allowed "
-                                 "values: a number >= 0")
+            raise ParameterError(name, value, "allowed: a number >= 0")
     try:
         dev = resolve_device(device)
     except ValueError as e:
@@ -107,13 +106,5 @@ def record_headline(params: NotebookParams, name: str, value, note: str = "") ->
     """Write out_dir/headline.json: the one number the course runner shows for a notebook."""
     rec = {"name": name, "value": value, "note": note, "mode": params.mode,
            "dataset": params.dataset, "seed": params.seed}
-    tmp = params.out_dir / "headline.json.tmp"
-    tmp.write_text(json.dumps(rec, indent=1, default=str))
-    os.replace(tmp, params.out_dir / "headline.json")
+    atomic_write_json(params.out_dir / "headline.json", rec, indent=1, default=str)
     return rec
-
-
-def params_dict(params: NotebookParams) -> dict:
-    d = asdict(params)
-    d["device"], d["out_dir"] = str(params.device), str(params.out_dir)
-    return d

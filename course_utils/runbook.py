@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from .data import MODES
+from .files import atomic_write_json
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -142,10 +143,8 @@ def main(argv=None) -> int:
     table = format_table(rows, a.mode)
     build.mkdir(parents=True, exist_ok=True)
     (build / "course_report.md").write_text(table + "\n")
-    tmp = build / "course_report.json.tmp"
-    tmp.write_text(json.dumps({"mode": a.mode, "machine": machine(), "rows": rows}, indent=1,
-                              default=str))
-    os.replace(tmp, build / "course_report.json")
+    atomic_write_json(build / "course_report.json",
+                      {"mode": a.mode, "machine": machine(), "rows": rows}, indent=1, default=str)
     print("\n" + table)
     return 0 if all(r["status"] == "ok" for r in rows) else 1
 

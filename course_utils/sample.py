@@ -34,6 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .files import atomic_write_bytes
+
 MAGIC = b"CKIT-JPEG-PACK 1\n"
 SEED = 2009  # the year of Krizhevsky's CIFAR-10 report
 PER_CLASS = {"train": 800, "test": 200}  # of 5,000 and 1,000 per class in the archive
@@ -132,9 +134,7 @@ def make_sample(archive: str | os.PathLike, out: str | os.PathLike, *,
         for s in range(k):
             blob = encode_pack(split, entries[bounds[s]:bounds[s + 1]])
             target = out / pack_name(split, s)
-            tmp = target.with_name(target.name + ".tmp")
-            tmp.write_bytes(blob)
-            os.replace(tmp, target)
+            atomic_write_bytes(target, blob)
             written[target.name] = hashlib.sha256(blob).hexdigest()
     return written
 

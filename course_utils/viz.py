@@ -72,7 +72,7 @@ def image_strip(images, titles, title: str = ""):
 
 
 # --------------------------------------------------------------------------------------
-# Training curves and ablation results (added with the training engine, issue 5)
+# Training curves and ablation results
 # --------------------------------------------------------------------------------------
 def _history_records(history):
     """A list of per-epoch dicts from a list, a metrics.jsonl path or a run folder."""
@@ -206,7 +206,7 @@ def compare_runs(histories: dict, metrics=("val_acc", "train_loss"), title: str 
 
 
 # --------------------------------------------------------------------------------------
-# Lessons 04-05 (issue 7): feature reuse in a dense block, receptive fields of a
+# Lessons 04-05: feature reuse in a dense block, receptive fields of a
 # Res2Net module's outputs
 # --------------------------------------------------------------------------------------
 def feature_reuse_heatmap(matrices, titles=None, target_labels=None, title: str = "",

@@ -15,8 +15,7 @@ from __future__ import annotations
 import functools
 import html
 
-
-from . import profile
+from . import checks, profile
 from .callbacks import Callback
 from .layers import SegmentedConv
 
@@ -24,8 +23,7 @@ from .layers import SegmentedConv
 # --------------------------------------------------------------------- pure functions
 def divisors(n: int) -> list[int]:
     """All d with n % d == 0, ascending: the segment counts a layer of n channels allows."""
-    if n < 1:
-        raise ValueError(f"n={n} must be >= 1")
+    checks.integer("n", n, 1)
     return [d for d in range(1, n + 1) if n % d == 0]
 
 
@@ -169,12 +167,8 @@ class SpectrumExplorer(_Explorer):
             plt.show()
 
 
-def explore_spectrum(**kwargs) -> SpectrumExplorer:
-    return SpectrumExplorer(**kwargs)
-
-
 __all__ = ["divisors", "segmented_cost", "spectrum_table", "format_spectrum",
-           "SpectrumExplorer", "explore_spectrum"]
+           "SpectrumExplorer"]
 
 
 # ------------------------------------------------------------ Dense2Net (lesson 06)
@@ -191,23 +185,18 @@ BN_SIZE = 4
 GROWTH_RATES = (8, 12, 16, 24, 32)
 
 
-def _check_int(name, value, low=1):
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"{name}={value!r} is not allowed; expected an integer >= {low}")
-
-
 def allowed_scales(growth_rate: int, max_scale: int = 8, bn_size: int = BN_SIZE) -> list[int]:
     """The scales s that split the 4k-channel bottleneck into equal subsets (s divides
     bn_size * k), up to max_scale."""
-    _check_int("growth_rate", growth_rate)
+    checks.integer("growth_rate", growth_rate)
     return [s for s in divisors(bn_size * growth_rate) if s <= max_scale]
 
 
 def allowed_groups(growth_rate: int, scale: int, bn_size: int = BN_SIZE) -> list[int]:
     """The cardinalities C of the 3x3 convolutions: C must divide the split width
     w = bn_size * k / s (both the input and the output of every K_i have w channels)."""
-    _check_int("growth_rate", growth_rate)
-    _check_int("scale", scale)
+    checks.integer("growth_rate", growth_rate)
+    checks.integer("scale", scale)
     mid = bn_size * growth_rate
     if mid % scale:
         raise ValueError(f"scale={scale} is not allowed for growth_rate={growth_rate}: it must "
@@ -234,8 +223,7 @@ def dense2net_cost(backbone: str = "tiny", growth_rate: int = 12, scale: int = 4
     """Parameters and MACs (one size x size RGB image) of a Dense2Net configuration on a
     backbone of BACKBONES, and of the DenseNet with the same backbone and growth rate, as
     course_utils.profile counts them on the real modules."""
-    if backbone not in BACKBONES:
-        raise ValueError(f"backbone={backbone!r} is not allowed; allowed: {', '.join(BACKBONES)}")
+    checks.one_of("backbone", backbone, tuple(BACKBONES))
     b = BACKBONES[backbone]
     args = dense2net_config(growth_rate, scale, groups, se)
     params, macs = _count_on_meta(b["model"], b["num_classes"], size, **args)
@@ -309,9 +297,7 @@ class Dense2NetExplorer(_Explorer):
         import ipywidgets as W
 
         dense2net_config(growth_rate, scale, groups, se)  # a bad start fails here, named
-        if growth_rate not in GROWTH_RATES:
-            raise ValueError(f"growth_rate={growth_rate} is not allowed; allowed: "
-                             f"{', '.join(map(str, GROWTH_RATES))}")
+        checks.one_of("growth_rate", growth_rate, GROWTH_RATES)
         self.data, self.device, self.latency_batch = data, device, latency_batch
         self.train_config = dict(train_config or {})
         self.results: list[dict] = []  # one entry per training run
@@ -463,9 +449,5 @@ class Dense2NetExplorer(_Explorer):
         return rec
 
 
-def explore_dense2net(**kwargs) -> Dense2NetExplorer:
-    return Dense2NetExplorer(**kwargs)
-
-
 __all__ += ["BACKBONES", "allowed_scales", "allowed_groups", "dense2net_config",
-            "dense2net_cost", "format_dense2net", "Dense2NetExplorer", "explore_dense2net"]
+            "dense2net_cost", "format_dense2net", "Dense2NetExplorer"]

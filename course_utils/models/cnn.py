@@ -13,7 +13,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..layers import ConvBNAct, _check_positive
+from .. import checks
+from ..layers import ConvBNAct
 from ._registry import register_model
 
 __all__ = ["CifarCNN"]
@@ -47,9 +48,9 @@ class CifarCNN(nn.Module):
         logit_scale: float = 0.125,  # ResNet-9 (DAWNBench) value
     ) -> None:
         super().__init__()
-        _check_positive("num_classes", num_classes)
-        _check_positive("in_chans", in_chans)
-        _check_positive("width", width)
+        checks.integer("num_classes", num_classes)
+        checks.integer("in_chans", in_chans)
+        checks.integer("width", width)
         w = width
         self.features = nn.Sequential(
             ConvBNAct(in_chans, w),

@@ -20,7 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..layers import DenseBlock, Res2NetModule, Transition, _check_choice, _check_positive
+from .. import checks
+from ..layers import DenseBlock, Res2NetModule, Transition
 from ._registry import register_model
 
 __all__ = ["DenseNet", "densenet_bc", "dense2net_layer"]
@@ -58,10 +59,10 @@ class DenseNet(nn.Module):
         mid_channels: Optional[int] = None,
     ) -> None:
         super().__init__()
-        _check_positive("growth_rate", growth_rate)
-        _check_positive("num_classes", num_classes)
-        _check_positive("in_chans", in_chans)
-        _check_positive("num_init_features", num_init_features)
+        checks.integer("growth_rate", growth_rate)
+        checks.integer("num_classes", num_classes)
+        checks.integer("in_chans", in_chans)
+        checks.integer("num_init_features", num_init_features)
         if len(block_config) == 0:
             raise ValueError(f"block_config={block_config!r} is not allowed; expected at least one block")
         if stem == "imagenet":
@@ -124,7 +125,7 @@ def _bc_cifar(depth: int, growth_rate: int) -> Dict[str, Any]:
     """DenseNet-BC for CIFAR (DenseNet paper, section 3): 3 blocks of (L-4)/6 layers, stem 2k."""
     if not isinstance(depth, int) or depth < 10 or (depth - 4) % 6 != 0:
         raise ValueError(f"depth={depth!r} is not allowed; expected L with (L - 4) divisible by 6 (e.g. 40, 100, 190, 250)")
-    _check_positive("growth_rate", growth_rate)
+    checks.integer("growth_rate", growth_rate)
     n = (depth - 4) // 6
     return dict(growth_rate=growth_rate, block_config=(n, n, n), num_init_features=2 * growth_rate, stem="cifar")
 
@@ -243,7 +244,7 @@ def dense2net_layer(
     normalises its output (as the 3x3 conv it replaces). ``form`` is
     :class:`~course_utils.layers.Res2NetModule`'s (same parameters either way).
     """
-    _check_choice("form", form, Res2NetModule.FORMS)
+    checks.one_of("form", form, Res2NetModule.FORMS, show=repr)
     return functools.partial(
         Res2NetModule, scale=scale, groups=groups, attn_layer=attn_layer, fusion_norm=False, form=form
     )
@@ -258,10 +259,10 @@ def _dense2net(
     form: str = "paper",
     **kwargs: Any,
 ) -> DenseNet:
-    _check_positive("scale", scale)
+    checks.integer("scale", scale)
     mid_channels = None
     if width is not None:
-        _check_positive("width", width)
+        checks.integer("width", width)
         mid_channels = width * scale
     conv2_layer = dense2net_layer(scale, groups, attn_layer, form)
     return _densenet(variant, conv2_layer=conv2_layer, mid_channels=mid_channels, **kwargs)

@@ -16,7 +16,8 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 import torch
 from torch import Tensor, nn
 
-from ..layers import ConvBNAct, Res2NetModule, _check_positive
+from .. import checks
+from ..layers import ConvBNAct, Res2NetModule
 from ._registry import register_model
 
 __all__ = ["Res2Net", "load_timm_res2net_state", "timm_res2net_state"]
@@ -43,8 +44,8 @@ class _Bottle2neck(nn.Module):
         first: bool = False,
     ) -> None:
         super().__init__()
-        _check_positive("base_width", base_width)
-        _check_positive("cardinality", cardinality)
+        checks.integer("base_width", base_width)
+        checks.integer("cardinality", cardinality)
         width = int(math.floor(planes * base_width / 64.0)) * cardinality
         if width < 1:
             raise ValueError(f"base_width={base_width} gives a split width of 0 at planes={planes}; expected more")
@@ -103,9 +104,9 @@ class Res2Net(nn.Module):
         drop_rate: float = 0.0,
     ) -> None:
         super().__init__()
-        _check_positive("scale", scale)
-        _check_positive("num_classes", num_classes)
-        _check_positive("in_chans", in_chans)
+        checks.integer("scale", scale)
+        checks.integer("num_classes", num_classes)
+        checks.integer("in_chans", in_chans)
         planes = tuple(planes) if planes is not None else tuple(64 * 2**i for i in range(len(layers)))
         if len(planes) != len(layers):
             raise ValueError(f"planes={planes!r} has {len(planes)} entries; expected one per stage ({len(layers)})")
@@ -121,7 +122,7 @@ class Res2Net(nn.Module):
         channels = stem_width
         stages = []
         for i, (n_blocks, p) in enumerate(zip(layers, planes)):
-            _check_positive(f"layers[{i}]", n_blocks)
+            checks.integer(f"layers[{i}]", n_blocks)
             blocks = []
             for j in range(n_blocks):
                 stride = 2 if (i > 0 and j == 0) else 1

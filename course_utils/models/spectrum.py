@@ -15,7 +15,8 @@ from typing import Any
 import torch.nn as nn
 from torch import Tensor
 
-from ..layers import ConvBNAct, SegmentedConv, _check_divides, _check_positive
+from .. import checks
+from ..layers import ConvBNAct, SegmentedConv
 from ._registry import register_model
 
 __all__ = ["SpectrumNet"]
@@ -35,8 +36,8 @@ class SpectrumNet(nn.Module):
         super().__init__()
         for name, v in (("channels", channels), ("stages", stages), ("blocks", blocks),
                         ("num_classes", num_classes), ("in_chans", in_chans)):
-            _check_positive(name, v)
-        _check_divides("segments", segments, "channels", channels)
+            checks.integer(name, v)
+        checks.divides("segments", segments, "channels", channels)
         self.segments = segments
         body = [ConvBNAct(in_chans, channels, 3)]
         for _ in range(stages):

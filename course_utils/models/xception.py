@@ -16,7 +16,8 @@ from typing import Any, Dict, Sequence
 import torch
 from torch import Tensor, nn
 
-from ..layers import ConvBNAct, LayerArg, SeparableConv2d, _check_choice, _check_positive
+from .. import checks
+from ..layers import ConvBNAct, LayerArg, SeparableConv2d
 from ._registry import register_model
 
 __all__ = ["Xception"]
@@ -98,9 +99,9 @@ class Xception(nn.Module):
         drop_rate: float = 0.0,
     ) -> None:
         super().__init__()
-        _check_positive("num_classes", num_classes)
-        _check_positive("in_chans", in_chans)
-        _check_choice("stem", stem, ["imagenet", "cifar"])
+        checks.integer("num_classes", num_classes)
+        checks.integer("in_chans", in_chans)
+        checks.one_of("stem", stem, ["imagenet", "cifar"], show=repr)
         if middle_blocks < 0:
             raise ValueError(f"middle_blocks={middle_blocks!r} is not allowed; expected an integer >= 0")
         s1, s2 = stem_channels
