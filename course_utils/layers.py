@@ -372,7 +372,10 @@ class InceptionModule(nn.Module):
 
     Four towers, concatenated on channels: 1x1; 1x1 -> 3x3; 1x1 -> 3x3 -> 3x3;
     3x3 average pool -> 1x1. Every conv is conv-BN-ReLU. Default widths are those of
-    Inception V3's first 35x35 module (64, 48->64, 64->96->96, pool 32: 256 outputs).
+    Inception V3's first 35x35 module in torchvision's code (Mixed_5b: 64, 48->64,
+    64->96->96, pool 32: 256 outputs), whose 48->64 tower is a 5x5 convolution there;
+    this module follows the figure (Inception V3 Fig. 5, Xception Fig. 1) and makes it a
+    3x3, so it has 49,152 fewer weights than Mixed_5b (lesson 03 counts both).
     """
 
     def __init__(
