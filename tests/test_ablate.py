@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 from course_utils.ablate import (
     GAP_ROWS,
@@ -61,11 +62,51 @@ def test_quick_mode_keeps_each_rows_setting_on_the_small_pair():
     assert "NOT comparable" in MODE_RECIPES["quick"]["note"]
 
 
-def test_every_quick_row_builds():
+# what each row builds: (scale, split width w, groups, SE) of its Res2Net modules, None
+# for the DenseNet rows; full mode: the DenseNet-121 layout (w = 128 / s), CIFAR-100
+_FULL = {"densenet_noaug": None, "densenet": None, "dense2net_noaug": (4, 32, 1, False),
+         "dense2net": (4, 32, 1, False), "dense2net_scale2": (2, 64, 1, False),
+         "dense2net_scale8": (8, 16, 1, False), "dense2net_cutout": (4, 32, 1, False),
+         "dense2net_groups": (4, 32, 32, False), "dense2net_se": (4, 32, 1, True)}
+# parameters of the full rows (course_utils/models/README.md, lesson 06's table)
+_FULL_PARAMS = {"densenet": 7_048_548, "dense2net": 6_762_724, "dense2net_scale2": 7_293_540,
+                "dense2net_scale8": 6_096_420, "dense2net_groups": 5_209_252,
+                "dense2net_se": 6_772_120}
+# quick mode: the reduced-width pair (w = 48 / s), groups = k = w = 12
+_QUICK = {n: (v if v is None else (v[0], 48 // v[0], 12 if v[2] == 32 else 1, v[3]))
+          for n, v in _FULL.items()}
+
+
+def _res2net_settings(model):
+    from course_utils.layers import Res2NetModule
+
+    found = set()
+    for m in model.modules():
+        if isinstance(m, Res2NetModule):
+            groups = {c.groups for c in m.convs.modules() if isinstance(c, torch.nn.Conv2d)}
+            found.add((m.scale, m.width, *groups, m.attn is not None))
+    return found
+
+
+@pytest.mark.parametrize("mode,expected", [("full", _FULL), ("quick", _QUICK)])
+def test_every_row_builds_what_it_says(mode, expected):
+    """Each row's config builds its model (on the meta device: shapes only, so the full
+    rows cost no memory): the family's model, the row's scale, groups and SE in every
+    Res2Net module, and the full rows' parameter counts."""
     from course_utils.train import make_model
 
     for r in TABLE1:
-        make_model(row_config(r, "quick"))
+        cfg = row_config(r, mode)
+        with torch.device("meta"):
+            model = make_model(cfg)
+        assert model.course_cfg["name"] == MODE_RECIPES[mode]["models"][r.family], r.name
+        want = expected[r.name]
+        assert _res2net_settings(model) == (set() if want is None else {want}), r.name
+        n = sum(p.numel() for p in model.parameters())
+        if mode == "full":
+            base = r.name.replace("_noaug", "").replace("_cutout", "")
+            assert n == _FULL_PARAMS[base], r.name
+            assert model.classifier.out_features == 100
 
 
 def test_rows_by_name_or_position_and_bad_names():

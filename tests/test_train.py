@@ -346,9 +346,13 @@ def test_overwrite_starts_clean_and_early_stopped_runs_stay_stopped(tmp_path):
     res = fit(Constant(), data(), small_config(tmp_path, epochs=10, early_stop_patience=1,
                                                resume=True))
     assert res.summary["status"] == "early_stopped" and len(res.history) == 2
-    fit(TinyNet(), data(), small_config(tmp_path, epochs=1, overwrite=True))
-    assert len(read_metrics(tmp_path)) == 1 and not (tmp_path / "best.pt").exists() or \
-        load_checkpoint(tmp_path / "best.pt")["epoch"] == 1
+    # start over without best.pt: every file of the early-stopped run must be gone, not
+    # merely overwritten (the new run writes no best.pt that could hide a stale one)
+    res = fit(TinyNet(), data(), small_config(tmp_path, epochs=1, overwrite=True, save_best=False))
+    assert len(read_metrics(tmp_path)) == 1 and not (tmp_path / "best.pt").exists()
+    ck = load_checkpoint(tmp_path / "checkpoint.pt")
+    assert ck["epoch"] == 1 and ck["model"].keys() == res.model.state_dict().keys()
+    assert json.loads((tmp_path / "summary.json").read_text())["model_class"] == "TinyNet"
 
 
 def test_resume_refuses_a_new_length_for_length_dependent_schedules(tmp_path):
@@ -356,3 +360,70 @@ def test_resume_refuses_a_new_length_for_length_dependent_schedules(tmp_path):
     with pytest.raises(ConfigError) as e:
         fit(TinyNet(), data(), small_config(tmp_path, epochs=3, schedule="cosine", resume=True))
     assert e.value.param == "epochs"
+
+
+# ------------------------------------------------- what a run records (one way each)
+def test_a_zoo_model_with_a_default_config_is_recorded_as_itself(tmp_path):
+    """create_model stamps the model (course_cfg); the data bundle says what it holds;
+    the summary records those, not the default config's dense2net121 on CIFAR-100."""
+    from course_utils.models import create_model
+
+    torch.manual_seed(0)
+    d = data(num_classes=4, mode="quick")
+    model = create_model("densenet_tiny", num_classes=4, in_chans=3)
+    assert model.course_cfg == {"name": "densenet_tiny", "args": {"num_classes": 4, "in_chans": 3}}
+    res = fit(model, d, TrainConfig(epochs=1, out=str(tmp_path), progress=False, verbose=False,
+                                    device="cpu", threads=1))
+    for c in (res.summary["config"], json.loads((tmp_path / "summary.json").read_text())["config"],
+              load_checkpoint(tmp_path / "checkpoint.pt")["config"]):
+        assert (c["model"], c["model_args"]) == ("densenet_tiny", {})  # classes and channels: the data's
+        assert (c["dataset"], c["mode"], c["batch_size"]) == ("synthetic", "quick", 32)
+        assert (c["train_size"], c["val_size"], c["test_size"]) == (128, 64, 64)  # not the mode's
+    assert res.summary["model_class"] == "DenseNet"
+    with pytest.raises(ConfigError) as e:  # resuming onto another model is refused by name
+        fit(create_model("dense2net_tiny", num_classes=4), d,
+            TrainConfig(epochs=2, out=str(tmp_path), resume=True, progress=False, verbose=False))
+    assert e.value.param == "model" and "densenet_tiny" in str(e.value)
+
+
+def test_model_arguments_the_data_does_not_imply_are_recorded():
+    from course_utils.models import create_model
+
+    model = create_model("dense2net_tiny", num_classes=4, scale=2, groups=2)
+    res = fit(model, data(), small_config(None, epochs=1))
+    c = res.summary["config"]
+    assert (c["model"], c["model_args"]) == ("dense2net_tiny", {"scale": 2, "groups": 2})
+    assert res.summary["data"]["label"].startswith("synthetic")
+
+
+def test_resume_needs_an_out_folder():
+    with pytest.raises(ConfigError) as e:
+        TrainConfig(resume=True)
+    assert e.value.param == "resume" and "out" in str(e.value) and "allowed" in str(e.value)
+    assert TrainConfig(resume=True, out="runs/x").resume
+
+
+def test_the_lambda_lr_drives_the_optimizer_as_lr_factor_says():
+    """LRSchedule hands lr_factor to torch's LambdaLR: the LR of every optimizer step is
+    lr x lr_factor(epoch, step), across a resume and across a plateau decay."""
+    cfg = TrainConfig(schedule="onecycle", epochs=3, warmup_epochs=1.0, lr=0.4)
+    w = nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([w], lr=cfg.lr)
+    s = LRSchedule(cfg, steps_per_epoch=4)
+    assert isinstance(s.attach(opt), torch.optim.lr_scheduler.LambdaLR)
+    seen = []
+    for epoch in range(3):
+        for step in range(4):
+            seen.append(s.current_lr())
+            opt.step()
+            s.step()
+    want = [0.4 * lr_factor("onecycle", e, k, 4, 3, warmup_epochs=1.0) for e in range(3) for k in range(4)]
+    assert seen == want  # the same floats, not merely close
+    resumed = LRSchedule(cfg, 4)
+    resumed.attach(torch.optim.SGD([w], lr=99.0), start_epoch=2)  # a resumed group's LR is ignored
+    assert resumed.current_lr() == want[8]
+    p = LRSchedule(TrainConfig(schedule="plateau", plateau_patience=1, lr=0.1), 2)
+    p.attach(torch.optim.SGD([w], lr=0.1))
+    p.epoch_end(1.0, 0)
+    p.epoch_end(2.0, 1)  # no new minimum for 1 epoch: x0.1 from the next step on
+    assert p.current_lr() == pytest.approx(0.01)

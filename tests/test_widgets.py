@@ -84,11 +84,23 @@ def test_allowed_scales_and_groups_divide_the_bottleneck():
         widgets.dense2net_config(12, 8, groups=4)
     with pytest.raises(ValueError, match="growth_rate=0"):
         widgets.allowed_scales(0)
-    # every offered (s, C) builds a module
+    # every offered (s, C) builds a Dense2Net whose Res2Net modules split the 48-channel
+    # bottleneck into s subsets of the width the explorer shows, convolved with C groups,
+    # and whose parameter count is the one the explorer shows
+    from course_utils.layers import Res2NetModule
+    from course_utils.models import create_model
+
     for s in widgets.allowed_scales(12):
         for g in widgets.allowed_groups(12, s):
-            layers_ok = widgets.dense2net_cost("tiny", 12, s, g, False)
-            assert layers_ok["width"] * s == 48
+            cost = widgets.dense2net_cost("tiny", 12, s, g, False)
+            with torch.device("meta"):
+                net = create_model("dense2net_tiny", num_classes=10,
+                                   **widgets.dense2net_config(12, s, g, False))
+            mods = [m for m in net.modules() if isinstance(m, Res2NetModule)]
+            assert mods and all((m.scale, m.width) == (s, cost["width"]) for m in mods)
+            convs = [c for m in mods for c in m.convs.modules() if isinstance(c, nn.Conv2d)]
+            assert convs and all((c.groups, c.in_channels) == (g, cost["width"]) for c in convs)
+            assert profile.count_params(net) == cost["params"]
 
 
 def test_dense2net_cost_counts_the_zoo_models():
@@ -155,6 +167,10 @@ def test_dense2net_explorer_buttons(one_torch_thread):
     assert "Total params: " + f"{widgets.dense2net_cost('tiny', 8, 2, 1, False)['params']:,}" in text
     rec = e.train()
     assert rec["config"] == e.config and len(rec["history"]) == 1
+    # the summary names the model the button trained, with its arguments
+    assert rec["summary"]["config"]["model"] == "dense2net_tiny"
+    assert rec["summary"]["config"]["model_args"] == {"growth_rate": 8, "scale": 2, "groups": 1,
+                                                      "attn_layer": None}
     assert e.results == [rec] and "best validation accuracy" in e.status.value
     # a click goes through the same code; errors show in the widget instead of raising
     e.data = None
