@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import io
 import json
 import os
 import pickle
@@ -25,6 +24,7 @@ import numpy as np
 
 from . import checks
 from .files import atomic_open
+from .sample import decode_jpeg32
 
 __all__ = ["DATASETS", "MANIFEST", "REPO_ROOT", "DataIntegrityError", "DataNotFoundError",
            "DatasetSpec", "Source", "available_datasets", "default_cache_dir", "find_source",
@@ -248,19 +248,6 @@ def _read_cifar_pickles(src: Source) -> dict[str, tuple[np.ndarray, np.ndarray]]
     return out
 
 
-def _decode_jpeg(data: bytes, where: str) -> np.ndarray:
-    from PIL import Image
-
-    try:
-        with Image.open(io.BytesIO(data)) as im:
-            arr = np.asarray(im.convert("RGB"), dtype=np.uint8)
-    except Exception as e:  # noqa: BLE001
-        raise DataIntegrityError(f"{where}: cannot decode image ({e})") from e
-    if arr.shape != (32, 32, 3):
-        raise DataIntegrityError(f"{where}: image is {arr.shape}, expected 32x32 RGB")
-    return arr.transpose(2, 0, 1)  # (3, 32, 32)
-
-
 def _collect(items, where: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """items: iterable of (split, class_name, file_name, bytes)."""
     per = {"train": [], "test": []}
@@ -274,8 +261,8 @@ def _collect(items, where: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         if len(rows) != expected:
             raise DataIntegrityError(
                 f"{where}: {split} split has {len(rows)} images, expected {expected}")
-        x = np.stack([_decode_jpeg(d, f"{where}:{split}/{_CIFAR10_CLASSES[c]}/{n}")
-                      for c, n, d in rows])
+        x = np.stack([decode_jpeg32(d, f"{where}:{split}/{_CIFAR10_CLASSES[c]}/{n}",
+                                    DataIntegrityError) for c, n, d in rows])
         y = np.array([c for c, _, _ in rows], dtype=np.int64)
         out[split] = (x, y)
     return out

@@ -139,14 +139,27 @@ def make_sample(archive: str | os.PathLike, out: str | os.PathLike, *,
     return written
 
 
+def decode_jpeg32(blob: bytes, where: str, error) -> np.ndarray:
+    """A 32x32 RGB JPEG as a uint8 (3, 32, 32) array; anything else raises
+    ``error(message)`` naming `where`."""
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(blob)) as im:
+            arr = np.asarray(im.convert("RGB"), dtype=np.uint8)
+    except Exception as e:  # noqa: BLE001 - any decoder failure, as one clear message
+        raise error(f"{where}: cannot decode image ({e})") from e
+    if arr.shape != (32, 32, 3):
+        raise error(f"{where}: image is {arr.shape}, expected 32x32 RGB")
+    return arr.transpose(2, 0, 1)  # (3, 32, 32)
+
+
 def read_sample(folder: Path, manifest: dict, error) -> dict[str, tuple]:
     """Check every pack against the manifest and decode the images.
 
     Returns {split: (images uint8 (N, 3, 32, 32), labels int64 (N,), stems)}; `error`
     is the exception class to raise (the data layer's DataIntegrityError).
     """
-    from PIL import Image
-
     per = {"train": ([], [], []), "test": ([], [], [])}
     for fname, want in manifest["files"].items():
         path = folder / fname
@@ -167,14 +180,7 @@ def read_sample(folder: Path, manifest: dict, error) -> dict[str, tuple]:
             raise error(f"{path}: {e}") from e
         xs, ys, stems = per[index["split"]]
         for (c, stem, _), b in zip(index["entries"], jpegs):
-            try:
-                with Image.open(io.BytesIO(b)) as im:
-                    arr = np.asarray(im.convert("RGB"), dtype=np.uint8)
-            except Exception as e:  # noqa: BLE001
-                raise error(f"{path}: image {CLASSES[c]}/{stem}: cannot decode ({e})") from e
-            if arr.shape != (32, 32, 3):
-                raise error(f"{path}: image {CLASSES[c]}/{stem} is {arr.shape}, expected 32x32")
-            xs.append(arr.transpose(2, 0, 1))
+            xs.append(decode_jpeg32(b, f"{path}: image {CLASSES[c]}/{stem}", error))
             ys.append(c)
             stems.append(f"{CLASSES[c]}/{stem}")
     out = {}
