@@ -193,7 +193,7 @@ def train_one_epoch(model: nn.Module, loader, optimizer: torch.optim.Optimizer,
         with torch.no_grad():
             c1, c5 = _accuracy_counts(logits.detach().float(), y)
             n = float(len(y))
-            sums += _sums_row(loss.detach() * n, c1, c5, n, where.device)
+            sums += _sums_row(loss.detach().double() * n, c1, c5, n, where.device)
         if progress:
             bar.update(1)
             if step % 20 == 0:

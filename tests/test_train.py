@@ -427,3 +427,32 @@ def test_the_lambda_lr_drives_the_optimizer_as_lr_factor_says():
     p.epoch_end(1.0, 0)
     p.epoch_end(2.0, 1)  # no new minimum for 1 epoch: x0.1 from the next step on
     assert p.current_lr() == pytest.approx(0.01)
+
+
+def test_the_command_line_is_generated_from_the_fields(tmp_path):
+    """One option per TrainConfig field (model_args has shortcuts), whose help is the
+    field's; left-out options keep the preset's (and the --config file's) values."""
+    from dataclasses import fields
+
+    from course_utils.train import _parser, config_from_args
+
+    ap = _parser()
+    helps = {a.dest: a.help for a in ap._actions}
+    assert {f.name for f in fields(TrainConfig)} - set(helps) == {"model_args"}
+    for f in fields(TrainConfig):
+        if f.name != "model_args":
+            assert helps[f.name] == f.metadata["help"].replace("%", "%%"), f.name
+    c = config_from_args(ap.parse_args(["--time-limit", "5", "--early-stop", "3", "--quiet",
+                                        "--no-sync-bn", "--milestone-fractions", "0.5", "0.75"]))
+    assert (c.time_limit_s, c.early_stop_patience, c.verbose, c.sync_bn) == (5.0, 3, False, False)
+    assert c.resolved_milestones() == (50, 75) and c == preset(
+        "report", time_limit_s=5.0, early_stop_patience=3, verbose=False, sync_bn=False,
+        milestone_fractions=(0.5, 0.75))
+    saved = tmp_path / "config.json"
+    saved.write_text(json.dumps({"config": {"lr": 0.02, "verbose": False, "resume": True}}))
+    c = config_from_args(ap.parse_args(["--config", str(saved), "--epochs", "7"]))
+    assert (c.lr, c.epochs, c.verbose, c.resume) == (0.02, 7, False, False)  # --resume decides
+    saved.write_text(json.dumps({"lr": 0.02, "lrr": 1}))
+    with pytest.raises(ConfigError) as e:
+        config_from_args(ap.parse_args(["--config", str(saved)]))
+    assert e.value.param == "config" and "'lrr'" in str(e.value)
