@@ -51,6 +51,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
+from . import stats
 from .files import atomic_write_bytes, atomic_write_text
 from .train import PRESETS, ConfigError, TrainConfig, preset
 
@@ -74,28 +75,39 @@ class AblationRow:
     model_args: dict = field(default_factory=dict)  # full-size model arguments this row changes
     quick_model_args: Optional[dict] = None  # reduced-width model arguments (None: model_args)
     epochs_factor: float = 1.0  # epochs = the mode's (or --epochs) x this (recipes of GAP_ROWS)
+    baseline: Optional[str] = None  # the row this one is compared with, seed by seed
+    seed_offset: int = 0  # seed k of this row trains with seed k + offset (control rows)
+
+
+def control_row(row: "AblationRow", offset: int = 1000) -> "AblationRow":
+    """The same configuration as `row` with other seeds, compared with `row` seed by seed:
+    its interval is the noise floor that a real effect has to clear."""
+    return AblationRow(f"{row.name}_control", f"{row.title} (control: other seeds)",
+                       row.report_val, row.report_train, row.family, dict(row.settings),
+                       dict(row.model_args), row.quick_model_args, row.epochs_factor,
+                       baseline=row.name, seed_offset=offset)
 
 
 # Report Table 1, in its order. Rows without "No Augmentation" use crop + flip (sec. 4.2.1).
 TABLE1: tuple[AblationRow, ...] = (
     AblationRow("densenet_noaug", "DenseNet No Augmentation", 65.41, 99.98, "densenet",
-                settings={"augment": False}),
+                settings={"augment": False}, baseline="densenet"),
     AblationRow("densenet", "DenseNet", 71.91, 98.7, "densenet"),
     AblationRow("dense2net_noaug", "Dense2Net No Augmentation", 68.96, 99.98, "dense2net",
-                settings={"augment": False}),
-    AblationRow("dense2net", "Dense2Net", 75.85, 99.95, "dense2net"),
+                settings={"augment": False}, baseline="dense2net"),
+    AblationRow("dense2net", "Dense2Net", 75.85, 99.95, "dense2net", baseline="densenet"),
     AblationRow("dense2net_scale2", "Dense2Net scale = 2", 75.26, 99.35, "dense2net",
-                model_args={"scale": 2}),
+                model_args={"scale": 2}, baseline="dense2net"),
     AblationRow("dense2net_scale8", "Dense2Net scale = 8", 76.1, 98.77, "dense2net",
-                model_args={"scale": 8}),
+                model_args={"scale": 8}, baseline="dense2net"),
     AblationRow("dense2net_cutout", "Dense2Net with Cutout", 75.23, 98.33, "dense2net",
-                settings={"cutout": 8}),  # report sec. 4.2.2: 1 hole, 8 px
+                settings={"cutout": 8}, baseline="dense2net"),  # report sec. 4.2.2: 1 hole, 8 px
     # report sec. 4.2.4: cardinality 32 = the growth rate (= the split width w = 128/4);
     # the reduced-width twin keeps "groups = k = w" with k = w = 12
     AblationRow("dense2net_groups", "Dense2Net with Grouped Convs", 75.96, 98.67, "dense2net",
-                model_args={"groups": 32}, quick_model_args={"groups": 12}),
+                model_args={"groups": 32}, quick_model_args={"groups": 12}, baseline="dense2net"),
     AblationRow("dense2net_se", "Dense2Net with SE", 74.77, 98.68, "dense2net",
-                model_args={"attn_layer": "se"}),  # report sec. 4.2.5
+                model_args={"attn_layer": "se"}, baseline="dense2net"),  # report sec. 4.2.5
 )
 
 # The report's baseline gap (section 5): its DenseNet reached 71.91% where the DenseNet
@@ -114,15 +126,18 @@ GAP_ROWS: tuple[AblationRow, ...] = (
     AblationRow("gap_report", "DenseNet, the report's recipe", 71.91, 98.7, "densenet",
                 settings=dict(_STEP_REPORT)),
     AblationRow("gap_plateau", "DenseNet, LR on plateau + early stop", 71.91, 98.7, "densenet",
-                settings=dict(schedule="plateau", early_stop_patience=20)),  # report sec. 4.1
+                settings=dict(schedule="plateau", early_stop_patience=20),
+                baseline="gap_report"),  # report sec. 4.1
     AblationRow("gap_wd5e4", "DenseNet, weight decay 5e-4", 71.91, 98.7, "densenet",
-                settings=dict(_STEP_REPORT, weight_decay=5e-4)),
+                settings=dict(_STEP_REPORT, weight_decay=5e-4), baseline="gap_report"),
     AblationRow("gap_longer", "DenseNet, twice the epochs", 71.91, 98.7, "densenet",
-                settings=dict(_STEP_REPORT), epochs_factor=2.0),
+                settings=dict(_STEP_REPORT), epochs_factor=2.0, baseline="gap_report"),
     AblationRow("gap_densenet_paper", "DenseNet, the DenseNet paper's recipe", 71.91, 98.7,
-                "densenet", settings=_recipe("densenet_paper"), epochs_factor=3.0),
+                "densenet", settings=_recipe("densenet_paper"), epochs_factor=3.0,
+                baseline="gap_report"),
     AblationRow("gap_cifar100_repro", "DenseNet, pytorch-cifar100's recipe", 71.91, 98.7,
-                "densenet", settings=_recipe("cifar100_repro"), epochs_factor=2.0),
+                "densenet", settings=_recipe("cifar100_repro"), epochs_factor=2.0,
+                baseline="gap_report"),
 )
 TABLES = {"table1": TABLE1, "gap": GAP_ROWS}
 TITLES = {"table1": "Dense2Net report, Table 1",
@@ -146,15 +161,15 @@ MODE_RECIPES: dict[str, dict] = {
         config=dict(mode="quick", train_size=3000, epochs=3, schedule="cosine",
                     time_limit_s=150),
         jobs=2, threads=1,  # 2 single-thread runs beat 1 two-thread run on 2 shared cores
-        note="NOT comparable with the report: CIFAR-10 quick subset (3,000 train images), "
-             "reduced-width DenseNet/Dense2Net (k=12, blocks 4-4-4), 3 epochs",
+        note="NOT comparable with the report: reduced-width DenseNet/Dense2Net (k=12, "
+             "blocks 4-4-4) on the kit's CIFAR-10 sample",
     ),
     "smoke": dict(
         models={"densenet": "densenet_tiny", "dense2net": "dense2net_tiny"},
         dataset="cifar10",
         config=dict(mode="smoke", epochs=1, schedule="constant"),
         jobs=2, threads=1,
-        note="CI smoke test only: 500 training images, 1 epoch; the numbers mean nothing",
+        note="CI smoke test only: the numbers mean nothing",
     ),
 }
 # rows with the longest runs first, so parallel jobs finish together
@@ -196,7 +211,7 @@ def row_config(row: AblationRow, mode: str = "quick", seed: int = 0, *,
     kw = dict(recipe["config"])
     kw.update(row.settings)
     kw.update(model=recipe["models"][row.family], model_args=margs,
-              dataset=dataset or recipe["dataset"], seed=seed, out=out,
+              dataset=dataset or recipe["dataset"], seed=seed + row.seed_offset, out=out,
               resume=out is not None, progress=False)  # a killed ablation continues
     if recipe["threads"]:
         kw["threads"] = recipe["threads"]
@@ -343,9 +358,15 @@ def run_table(rows: Sequence[AblationRow] = TABLE1, *, seeds: int = 1, mode: str
               overrides: Optional[dict] = None, force: bool = False,
               timeout: Optional[float] = None, notebook=None, kernel: str = "python3",
               log: Callable[[str], None] = print, command: Optional[str] = None,
-              title: str = "Dense2Net report, Table 1") -> list[dict]:
+              title: str = "Dense2Net report, Table 1",
+              control: Optional[str] = None) -> list[dict]:
     """Run every (row, seed) not already finished, `jobs` at a time, and write the
-    results (after each finished run). Returns summarize()'s rows.
+    results (after each finished run). Returns summarize()'s rows; each row with a
+    baseline among the rows carries the paired difference to it (diff_mean, diff_low,
+    diff_high: 95% Student t over the seeds) and its verdict.
+
+    control: the name of one of the rows to run again with other seeds (seed k + 1000) as
+    the row "<name>_control", compared with it like any other row: the noise floor.
 
     notebook: run each (row, seed) as a papermill batch job over this notebook instead
     of the command line. Papermill injects mode, dataset, data_root, seed, epochs,
@@ -368,6 +389,12 @@ def run_table(rows: Sequence[AblationRow] = TABLE1, *, seeds: int = 1, mode: str
     if jobs > 1 and "threads" not in overrides and MODE_RECIPES[mode]["threads"] is None:
         overrides["threads"] = max(1, (os.cpu_count() or 1) // jobs)
     rows = list(rows)
+    if control is not None:
+        base = next((r for r in rows if r.name == control), None)
+        if base is None:
+            raise ConfigError("control", control, "allowed: one of the rows run: "
+                              + ", ".join(r.name for r in rows))
+        rows.append(control_row(base))
     tasks = []
     for row in rows:
         for seed in range(seeds):
@@ -429,6 +456,8 @@ def summarize(rows: Sequence[AblationRow], seeds: int, results: dict) -> list[di
         runs = [results.get((row.name, s)) for s in range(seeds)]
         done = [r for r in runs if r and r["status"] in _DONE and r.get("summary")]
         sums = [r["summary"] for r in done]
+        val_by_seed = {s: 100 * r["summary"]["best_val_acc"] for s, r in enumerate(runs)
+                       if r in done and r["summary"].get("best_val_acc") is not None}
         val = [100 * s["best_val_acc"] for s in sums if s.get("best_val_acc") is not None]
         train = [100 * s["train_acc_at_best"] for s in sums if s.get("train_acc_at_best") is not None]
         test = [100 * s["test_acc"] for s in sums if s.get("test_acc") is not None]
@@ -459,8 +488,50 @@ def summarize(rows: Sequence[AblationRow], seeds: int, results: dict) -> list[di
             "epochs_run": [s.get("epochs_run") for s in sums],
             "stopped": sorted({s["status"] for s in sums if s.get("status") != "completed"}),
             "status": status, "errors": errors,
+            "val_by_seed": val_by_seed, "baseline": row.baseline,
+            "train_seeds": [s + row.seed_offset for s in range(seeds)],
         })
+    _compare(table)
     return table
+
+
+def _compare(table: list[dict]) -> None:
+    """Each row against its baseline row (when both ran): the paired difference of the
+    validation accuracies, seed by seed, with its 95% Student t interval and the verdict."""
+    by_name = {r["name"]: r for r in table}
+    for r in table:
+        base = by_name.get(r["baseline"]) if r["baseline"] else None
+        r.update(diff_vs=None, diff_mean=None, diff_low=None, diff_high=None, diff_n=0,
+                 verdict=None)
+        if base is None:
+            continue
+        common = set(base["val_by_seed"]) & set(r["val_by_seed"])
+        if not common:
+            continue
+        iv = stats.paired_interval(base["val_by_seed"], r["val_by_seed"])
+        r.update(diff_vs=base["name"], diff_mean=iv.mean, diff_low=iv.low, diff_high=iv.high,
+                 diff_n=iv.n, verdict=stats.verdict(iv, f"{r['title']} - {base['title']}",
+                                                    " points"))
+
+
+def _interval(r) -> str:
+    if r.get("diff_mean") is None:
+        return ""
+    if r["diff_low"] is None:
+        return f"{r['diff_mean']:+.2f} (1 seed)"
+    return f"{r['diff_mean']:+.2f} [{r['diff_low']:+.2f}, {r['diff_high']:+.2f}] ({r['diff_n']})"
+
+
+def _note(table: list[dict], meta: dict) -> str:
+    """The setting as the finished runs record it (data, epochs), not as typed."""
+    if meta["mode"] == "full":
+        return meta["note"]
+    data = next((r["data"] for r in table if r.get("data")), None)
+    epochs = sorted({r["epochs"] for r in table if r.get("epochs")})
+    bits = [meta["note"]] + ([data] if data else [])
+    if epochs:
+        bits.append(f"{'/'.join(map(str, epochs))} epochs")
+    return ", ".join(bits)
 
 
 def _pm(m, s) -> str:
@@ -472,20 +543,22 @@ def _pm(m, s) -> str:
 def results_markdown(table: list[dict], meta: dict) -> str:
     lines = [f"# {meta.get('title', 'Dense2Net report, Table 1')}: ours vs the report ({meta['mode']} mode)", ""]
     if meta["mode"] != "full":
-        lines += [f"**{meta['note']}.** The report column is CIFAR-100 after 100 epochs of "
-                  "the full-size models; compare rows with each other, not with it.", ""]
+        lines += [f"**{_note(table, meta)}.** The report column is CIFAR-100 after 100 epochs "
+                  "of the full-size models; compare rows with each other, not with it.", ""]
     else:
-        lines += [f"Setting: {meta['note']}.", ""]
+        lines += [f"Setting: {_note(table, meta)}.", ""]
     changed = {k: v for k, v in (meta.get("overrides") or {}).items() if k != "device"}
     if changed:
         lines += ["**Changed from that recipe:** " + ", ".join(f"{k}={v}" for k, v in changed.items())
                   + " (the actual epochs and sizes are in the table and in each run's config.json).", ""]
     lines += ["Accuracies in percent: validation = best epoch's validation accuracy "
               "(Table 1's Valid Acc), train = training accuracy at that epoch, mean ± std over "
-              "seeds; diff = ours - report (validation).", "",
-              "| row | report val | report train | ours val | ours train | diff | ours test "
-              "| params | MACs | model | epochs | data | mode | status |",
-              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---|---|---|"]
+              "seeds; diff = ours - report (validation); vs baseline = ours minus the row it is "
+              "compared with, validation, paired by seed: mean [95% Student t interval] (seeds).",
+              "",
+              "| row | report val | report train | ours val | ours train | diff | vs baseline "
+              "| ours test | params | MACs | model | epochs | data | mode | status |",
+              "|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---|---:|---|---|---|"]
     for r in table:
         diff = "" if r["diff_val"] is None else f"{r['diff_val']:+.2f}"
         params = "" if r["params"] is None else f"{r['params']:,}"
@@ -501,10 +574,14 @@ def results_markdown(table: list[dict], meta: dict) -> str:
         lines.append(
             f"| {r['title']} | {r['report_val']:.2f} | {r['report_train']:.2f} | "
             f"{_pm(r['ours_val_mean'], r['ours_val_std'])} | "
-            f"{_pm(r['ours_train_mean'], r['ours_train_std'])} | {diff} | "
+            f"{_pm(r['ours_train_mean'], r['ours_train_std'])} | {diff} | {_interval(r)} | "
             f"{_pm(r['ours_test_mean'], r['ours_test_std'])} | {params} | {macs} | {model} | "
             f"{epochs} | {r['data'] or ''} | {r['mode'] or meta['mode']} | "
             f"{status.replace('|', '/')} |")
+    verdicts = [r["verdict"] for r in table if r.get("verdict")]
+    if verdicts:
+        lines += ["", "Comparisons (validation accuracy, paired by seed):", ""]
+        lines += [f"- {v}" for v in verdicts]
     lines += ["", f"MACs: one 32x32 image, forward pass ({next((r['macs_note'] for r in table if r['macs_note']), 'not measured')}).",
               f"Runs: {meta['out']}/<row>/seed<k>/ (config.json, log.txt, metrics.jsonl, "
               f"summary.json). {meta['seeds']} seed(s), {meta['jobs']} run(s) at a time, "
@@ -528,7 +605,9 @@ def _write_results(out: Path, rows, seeds, results, meta, chart: bool = False) -
     w.writeheader()
     for r in table:
         w.writerow({**r, "model_args": json.dumps(r["model_args"]), "errors": " | ".join(r["errors"]),
-                    "epochs_run": json.dumps(r["epochs_run"]), "stopped": " ".join(r["stopped"])})
+                    "epochs_run": json.dumps(r["epochs_run"]), "stopped": " ".join(r["stopped"]),
+                    "val_by_seed": json.dumps(r["val_by_seed"]),
+                    "train_seeds": json.dumps(r["train_seeds"])})
     atomic_write_text(out / "results.csv", buf.getvalue())
     if chart:
         _write_chart(out, table, meta)
@@ -564,6 +643,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--rows", nargs="+", metavar="ROW",
                     help="rows by name or position (default: all of the table); see 'list'")
     ap.add_argument("--seeds", type=int, default=1, help="seeds per row (0, 1, ...)")
+    ap.add_argument("--control", default=None, metavar="ROW",
+                    help="also run ROW with other seeds and compare it with ROW: the noise "
+                         "floor (e.g. --control densenet)")
     ap.add_argument("--mode", default="quick", help=f"one of {', '.join(MODE_RECIPES)}")
     ap.add_argument("--out", default=None, help="results folder (default runs/table1_<mode>)")
     ap.add_argument("--jobs", type=int, default=None,
@@ -603,7 +685,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         table = run_table(rows, seeds=a.seeds, mode=a.mode, out=out, jobs=a.jobs,
                           dataset=a.dataset, overrides=overrides, force=a.force,
                           timeout=a.timeout, notebook=a.notebook, kernel=a.kernel,
-                          title=TITLES[a.command],
+                          title=TITLES[a.command], control=a.control,
                           command="python -m course_utils.ablate " + " ".join(
                               shlex.quote(x) for x in (sys.argv[1:] if argv is None else argv)))
     except ConfigError as e:

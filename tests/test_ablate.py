@@ -253,3 +253,55 @@ def test_ablate_rejects_jobs_below_one_naming_it(tmp_path, jobs, capsys):
     assert e.value.code == 2
     assert f"argument --jobs: jobs={int(jobs)} is not allowed" in capsys.readouterr().err
     assert not (tmp_path / "t").exists()
+
+
+def _fake(val_by_seed):
+    return {"status": "completed", "seconds": 1.0,
+            "summary": {"best_val_acc": val_by_seed / 100, "train_acc_at_best": 0.5, "status": "completed",
+                        "config": {"model": "m", "epochs": 2, "mode": "quick"},
+                        "data": {"label": "CIFAR-10 sample, 1,500 images"}}}
+
+
+def test_each_row_is_compared_with_its_baseline_seed_by_seed():
+    from course_utils.ablate import control_row, summarize
+    densenet, dense2net = select_rows(["densenet", "dense2net"])
+    ctrl = control_row(densenet)
+    assert (ctrl.baseline, ctrl.seed_offset, ctrl.settings) == ("densenet", 1000, densenet.settings)
+    assert row_config(ctrl, "quick", 2).seed == 1002 and row_config(densenet, "quick", 2).seed == 2
+    accs = {"densenet": [40.0, 41.0, 39.5], "dense2net": [43.0, 44.5, 42.0],   # diffs 3, 3.5, 2.5
+            ctrl.name: [40.5, 40.0, 40.0]}                                     # diffs .5, -1, .5
+    results = {(n, s): _fake(v) for n, vs in accs.items() for s, v in enumerate(vs)}
+    table = {r["name"]: r for r in summarize([densenet, dense2net, ctrl], 3, results)}
+    d = table["dense2net"]
+    # by hand: mean 3.0, s = 0.5, t(0.975, 2) = 4.302653: half width 1.242069
+    assert d["diff_vs"] == "densenet" and d["diff_n"] == 3
+    assert d["diff_mean"] == pytest.approx(3.0)
+    assert (d["diff_low"], d["diff_high"]) == (pytest.approx(1.757931, abs=1e-5),
+                                               pytest.approx(4.242069, abs=1e-5))
+    assert "excludes 0" in d["verdict"]
+    c = table[ctrl.name]   # the noise floor: mean 0, s = 0.866, half width 2.151
+    assert c["diff_mean"] == pytest.approx(0.0, abs=1e-12) and "cannot tell" in c["verdict"]
+    assert c["diff_high"] == pytest.approx(4.302653 * 0.8660254 / 3 ** 0.5, abs=1e-5)
+    assert table["densenet"]["diff_mean"] is None          # the root has no baseline
+    md = results_markdown(list(table.values()), {"mode": "quick", "note": MODE_RECIPES["quick"]["note"],
+                                                 "seeds": 3, "jobs": 2, "started": "now", "out": "o"})
+    assert "+3.00 [+1.76, +4.24] (3)" in md and "CIFAR-10 sample, 1,500 images" in md
+    assert "2 epochs" in md and "Comparisons" in md
+    # a missing seed pairs what both have
+    del results[("dense2net", 2)]
+    part = {r["name"]: r for r in summarize([densenet, dense2net], 3, results)}["dense2net"]
+    assert part["diff_n"] == 2 and part["diff_mean"] == pytest.approx(3.25)
+
+
+def test_control_row_runs_other_seeds(tmp_path):
+    rows = select_rows(["densenet"])
+    with pytest.raises(ConfigError, match="control"):
+        run_table(rows, control="dense2net", mode="smoke", out=tmp_path, log=lambda m: None)
+    table = run_table(rows, seeds=1, control="densenet", mode="smoke", out=tmp_path, jobs=2,
+                      dataset="synthetic", log=lambda m: None,
+                      overrides={"train_size": 80, "val_size": 40, "test_size": 40})
+    by = {r["name"]: r for r in table}
+    assert by["densenet_control"]["status"] == "ok" and by["densenet_control"]["diff_n"] == 1
+    assert "no interval" in by["densenet_control"]["verdict"]          # one seed: said so
+    cfg = json.loads((tmp_path / "densenet_control" / "seed0" / "config.json").read_text())
+    assert cfg.get("seed", cfg.get("config", {}).get("seed")) == 1000
