@@ -131,9 +131,10 @@ def plot_history(history, title: str = "", show_lr: bool = True):
 
 def ablation_bars(rows, title: str = "", metric_label: str = "validation accuracy (%)",
                   pyplot: bool = True):
-    """Grouped bars per configuration: the report's value next to ours (mean, with the
-    standard deviation over seeds as an error bar). A row that failed gets no bar of
-    ours and the word "failed" instead.
+    """The report's values and ours on two panels, each on its own scale (ours, a few
+    epochs on a small subset, would be dwarfed on the report's axis). Our bars carry the
+    standard deviation over seeds as an error bar only where there are at least two seeds
+    (std not None) and it is not zero; a row that failed gets no bar and its status.
 
     rows: dicts with "name", "report" (percent or None), "ours_mean", "ours_std"
     (percent or None) and optionally "status". pyplot=False draws on a bare
@@ -142,41 +143,45 @@ def ablation_bars(rows, title: str = "", metric_label: str = "validation accurac
     rows = list(rows)
     n = len(rows)
     x = np.arange(n)
-    size = (max(6, 0.9 * n + 2), 3.6)
+    size = (max(7, 1.3 * n + 3), 3.6)
     if pyplot:
         import matplotlib.pyplot as plt
 
-        fig, ax = plt.subplots(figsize=size)
+        fig, (ax_rep, ax_ours) = plt.subplots(1, 2, figsize=size)
     else:
         from matplotlib.figure import Figure
 
         fig = Figure(figsize=size)
-        ax = fig.subplots()
+        ax_rep, ax_ours = fig.subplots(1, 2)
+    labels = [r["name"] for r in rows]
     rep = [r.get("report") for r in rows]
+    ax_rep.bar(x, [v if v is not None else 0 for v in rep], 0.6, color="#bbbbbb")
+    ax_rep.set_title("the report (Table 1, CIFAR-100)", fontsize=8)
     ours = [r.get("ours_mean") for r in rows]
-    err = [r.get("ours_std") or 0.0 for r in rows]
-    w = 0.38
-    if any(v is not None for v in rep):
-        ax.bar(x - w / 2, [v if v is not None else 0 for v in rep], w, label="report (Table 1)",
-               color="#bbbbbb")
-    ax.bar(x + w / 2, [v if v is not None else 0 for v in ours], w,
-           yerr=[e if v is not None else 0 for v, e in zip(ours, err)], capsize=3, label="ours",
-           color="#4c72b0")
+    ax_ours.bar(x, [v if v is not None else 0 for v in ours], 0.6, color="#4c72b0")
+    bars = [(i, v, r.get("ours_std")) for i, (r, v) in enumerate(zip(rows, ours))
+            if v is not None and r.get("ours_std")]
+    if bars:   # only rows with a spread: no caps drawn for a single seed or a zero std
+        ax_ours.errorbar([b[0] for b in bars], [b[1] for b in bars], yerr=[b[2] for b in bars],
+                         fmt="none", ecolor="black", capsize=3, lw=1)
+    seeds = "; error bars: std over seeds" if bars else "; one seed per row: no error bars"
+    ax_ours.set_title("ours" + seeds, fontsize=8)
     for i, (r, v) in enumerate(zip(rows, ours)):
         if v is None:
-            ax.text(i + w / 2, 1, r.get("status", "failed"), rotation=90, ha="center",
-                    va="bottom", fontsize=7, color="crimson")
+            ax_ours.text(i, 0.5, r.get("status", "failed"), rotation=90, ha="center",
+                         va="bottom", fontsize=7, color="crimson")
         else:
-            ax.text(i + w / 2, v + 0.5, f"{v:.1f}", ha="center", va="bottom", fontsize=6)
-    ax.set_xticks(x, [r["name"] for r in rows], rotation=30, ha="right", fontsize=8)
-    ax.set_ylabel(metric_label)
-    vals = [v for v in rep + ours if v is not None]
-    if vals:
-        ax.set_ylim(0, min(100, max(vals) * 1.15 + 2))
-    ax.legend(fontsize=8)
-    ax.grid(axis="y", alpha=0.3)
+            ax_ours.text(i, v, f"{v:.1f}", ha="center", va="bottom", fontsize=6)
+    for ax, vals in ((ax_rep, rep), (ax_ours, ours)):
+        ax.set_xticks(x, labels, rotation=30, ha="right", fontsize=8)
+        ax.set_ylabel(metric_label, fontsize=8)
+        top = [v for v in vals if v is not None]
+        top += [b[1] + b[2] for b in bars] if ax is ax_ours else []
+        if top:
+            ax.set_ylim(0, min(100, max(top) * 1.15 + 1))
+        ax.grid(axis="y", alpha=0.3)
     if title:
-        ax.set_title(title, fontsize=9)
+        fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     return fig
 

@@ -336,8 +336,12 @@ def test_callbacks_live_plot_and_curves(tmp_path):
     fig = plot_history(tmp_path / "run")  # from the run folder's metrics.jsonl
     assert len(fig.axes) == 2 and len(fig.axes[0].lines) == 2
     fig = ablation_bars([{"name": "a", "report": 70.0, "ours_mean": 50.0, "ours_std": 1.0},
-                         {"name": "b", "report": 71.0, "ours_mean": None, "status": "failed"}])
-    assert fig.axes[0].get_xticklabels()[1].get_text() == "b"
+                         {"name": "b", "report": 71.0, "ours_mean": None, "status": "failed"},
+                         {"name": "c", "report": 72.0, "ours_mean": 40.0, "ours_std": None}])
+    rep, ours = fig.axes   # the report's values and ours on separate axes, each its own scale
+    assert rep.get_xticklabels()[1].get_text() == "b" and ours.get_ylim()[1] < 70
+    # one error bar: row a (2+ seeds); none for the failed row or the single-seed row c
+    assert [len(c.get_segments()) for c in ours.collections] == [1]
 
 
 def test_overwrite_starts_clean_and_early_stopped_runs_stay_stopped(tmp_path):
