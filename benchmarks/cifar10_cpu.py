@@ -7,7 +7,7 @@ the result against the target:
 
 (cpu_fast: the compact ResNet-9-style ``cifar_cnn``, 5 epochs of the whole training set
 less the 5,000-image validation split, batch 256, SGD+Nesterov lr 0.4, one-cycle LR,
-label smoothing 0.1; see course_utils/train.py PRESETS). The clock runs from launching
+label smoothing 0.1; see course_utils/config.py PRESETS). The clock runs from launching
 the process to its exit, so start-up, data decoding, every validation pass and the
 final test are inside the 15 minutes.
 
