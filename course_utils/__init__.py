@@ -13,7 +13,7 @@ follow it: a module imports only from its own layer or a lower one, with no cycl
     train     config (TrainConfig, presets) -> devices (AMP, channels_last, DDP, threads,
               seeding) ; schedule (LR via LambdaLR, plateau, early stop) ; checkpoint
               (run folder, resume) ; summary (what a run records) -> train (fit, run, CLI)
-    results   ablate (Table 1 runner) ; dense2net (the report's command line)
+    results   ablate (Table 1 runner; its tables in ablate_results) ; dense2net (the report's command line)
     widgets   callbacks (LivePlot) ; widgets (explorers) ; nb (notebook setup) ;
               classroom (student versions, grading) ; runbook (make course)
 
