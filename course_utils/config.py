@@ -135,7 +135,8 @@ class TrainConfig:
     device: str = _device("auto", f"one of {', '.join(DEVICES)} or cuda:N; auto: CUDA, else "
                           "MPS, else the CPU")
     amp: str = _device("auto", f"one of {', '.join(AMP_CHOICES)}; auto: bf16 on CUDA (fp16 + "
-                       "GradScaler without bf16), off on the CPU and MPS")
+                       "GradScaler without bf16), bf16 on a CPU with bf16 instructions "
+                       "(AVX512_BF16, AMX, Arm BF16), else fp32; off on MPS")
     channels_last: str = _device("auto", f"one of {', '.join(CHANNELS_LAST_CHOICES)}; auto: on "
                                  "for CUDA and the CPU (benchmarks/train.py), off for MPS")
     compile: bool = _device(False, "torch.compile: a slow start, pays off only on long GPU runs")

@@ -147,6 +147,17 @@ def test_plateau_decays_after_patience_epochs_without_a_new_minimum():
 
 
 # ------------------------------------------------------------- device decisions (pure)
+def test_cpu_bf16_is_detected_from_the_cpu_flags():
+    from course_utils.devices import cpu_has_fast_bf16
+    epyc = "processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512bw avx512_bf16 avx512_vnni\n"
+    older = "processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512bw avx512_vnni\n"
+    sapphire = "flags\t\t: avx512f amx_tile amx_bf16 amx_int8\n"
+    graviton3 = "Features\t: fp asimd sve bf16 i8mm\n"
+    assert cpu_has_fast_bf16(epyc) and cpu_has_fast_bf16(sapphire) and cpu_has_fast_bf16(graviton3)
+    assert not cpu_has_fast_bf16(older) and not cpu_has_fast_bf16("")
+    assert not cpu_has_fast_bf16("model name\t: bf16 in a name, not a flag\n")
+
+
 def test_amp_settings_per_device():
     a = amp_settings("cuda", "auto", bf16_supported=True)
     assert (a.enabled, a.dtype, a.scaler) == (True, torch.bfloat16, False)
@@ -154,7 +165,9 @@ def test_amp_settings_per_device():
     assert (a.enabled, a.dtype, a.scaler) == (True, torch.float16, True)
     assert amp_settings("cuda", "fp16").scaler is True
     assert amp_settings("cuda", "off").enabled is False
-    assert amp_settings("cpu", "auto").enabled is False
+    assert amp_settings("cpu", "auto").enabled is False                  # no bf16 instructions
+    assert amp_settings("cpu", "auto", cpu_bf16_fast=True).dtype == torch.bfloat16
+    assert amp_settings("cpu", "off", cpu_bf16_fast=True).enabled is False
     assert amp_settings("cpu", "bf16").dtype == torch.bfloat16
     assert amp_settings("mps", "auto").enabled is False
     assert amp_settings("mps", "fp16").scaler is True
