@@ -59,6 +59,7 @@ def summarize(rows: Sequence, seeds: int, results: dict) -> list[dict]:
             "params": first.get("params"), "macs": first.get("macs"),
             "macs_note": first.get("macs_note"),
             "data": (first.get("data") or {}).get("label"),
+            "precision": first.get("precision"),
             "jpeg_copy": (first.get("data") or {}).get("jpeg_copy"),
             "mode": cfg.get("mode"), "epochs": cfg.get("epochs"),
             "epochs_run": [s.get("epochs_run") for s in sums],
@@ -101,12 +102,16 @@ def _interval(r) -> str:
 def _note(table: list[dict], meta: dict) -> str:
     """The setting as the finished runs record it (data, epochs), not as typed."""
     if meta["mode"] == "full":
-        return meta["note"]
+        precision = sorted({r["precision"] for r in table if r.get("precision")})
+        return meta["note"] + (f", precision {'/'.join(precision)}" if precision else "")
     data = next((r["data"] for r in table if r.get("data")), None)
     epochs = sorted({r["epochs"] for r in table if r.get("epochs")})
+    precision = sorted({r["precision"] for r in table if r.get("precision")})
     bits = [meta["note"]] + ([data] if data else [])
     if epochs:
         bits.append(f"{'/'.join(map(str, epochs))} epochs")
+    if precision:
+        bits.append("precision " + "/".join(precision))
     return ", ".join(bits)
 
 

@@ -258,6 +258,7 @@ def test_ablate_rejects_jobs_below_one_naming_it(tmp_path, jobs, capsys):
 def _fake(val_by_seed):
     return {"status": "completed", "seconds": 1.0,
             "summary": {"best_val_acc": val_by_seed / 100, "train_acc_at_best": 0.5, "status": "completed",
+                        "precision": "bf16",
                         "config": {"model": "m", "epochs": 2, "mode": "quick"},
                         "data": {"label": "CIFAR-10 sample, 1,500 images"}}}
 
@@ -286,7 +287,7 @@ def test_each_row_is_compared_with_its_baseline_seed_by_seed():
     md = results_markdown(list(table.values()), {"mode": "quick", "note": MODE_RECIPES["quick"]["note"],
                                                  "seeds": 3, "jobs": 2, "started": "now", "out": "o"})
     assert "+3.00 [+1.76, +4.24] (3)" in md and "CIFAR-10 sample, 1,500 images" in md
-    assert "2 epochs" in md and "Comparisons" in md
+    assert "2 epochs" in md and "Comparisons" in md and "precision bf16" in md
     # a missing seed pairs what both have
     del results[("dense2net", 2)]
     part = {r["name"]: r for r in summarize([densenet, dense2net], 3, results)}["dense2net"]
