@@ -191,6 +191,7 @@ def compare_runs(histories: dict, metrics=("val_acc", "train_loss"), title: str 
     and 10: variants of one network trained alike). `histories`: {label: history}, each
     history as plot_history accepts (list of epoch dicts, metrics.jsonl, or run folder)."""
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     names = {"val_acc": "validation accuracy (%)", "train_acc": "training accuracy (%)",
              "val_loss": "validation loss", "train_loss": "training loss"}
@@ -201,7 +202,9 @@ def compare_runs(histories: dict, metrics=("val_acc", "train_loss"), title: str 
             ys = [r[m] * (100 if m.endswith("acc") else 1) for r in recs]
             ax.plot([r["epoch"] for r in recs], ys, marker="o", ms=3, label=label)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))   # epochs are whole numbers
         ax.set_ylabel(names.get(m, m))
+        ax.set_title(names.get(m, m).split(" (")[0], fontsize=9)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     if title:

@@ -127,3 +127,18 @@ def test_plot_history_marks_step_drops_not_smooth_decay():
 
     assert len(markers(plot_history(hist([0.1, 0.1, 0.1, 0.01, 0.01])))) == 1  # a step at epoch 4
     assert markers(plot_history(hist([0.05, 0.0125, 0.0]))) == []  # 3-epoch cosine: no step
+
+
+def test_compare_runs_has_whole_epoch_ticks_and_short_titles():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from course_utils.viz import compare_runs
+
+    hist = [{"epoch": e, "val_acc": 0.1 * e, "train_loss": 2.0 / e} for e in (1, 2, 3)]
+    fig = compare_runs({"a": hist, "b": hist}, title="two runs")
+    for ax in fig.axes:
+        fig.canvas.draw()
+        ticks = [t for t in ax.get_xticks() if 1 <= t <= 3]
+        assert ticks and all(float(t).is_integer() for t in ticks), ticks
+    assert [ax.get_title() for ax in fig.axes] == ["validation accuracy", "training loss"]
