@@ -8,6 +8,7 @@ import nbformat
 import papermill as pm
 import pytest
 
+from course_utils import sources
 from course_utils.nbtools import REQUIRED_PARAMETERS, problems
 from conftest import NBVAL_SMOKE, needs_fmnist
 
@@ -81,6 +82,9 @@ def test_papermill_smoke_on_fashion_mnist(path, tmp_path):
     assert head["dataset"] == "fashion_mnist" and "Fashion-MNIST" in head["note"]
     shown, drawn = figures_shown_and_drawn(nb)
     assert shown >= drawn, f"{path.stem} drew {drawn} figures (plt.show() calls run) but showed {shown}"
+    # every number of the prose is printed by a cell of this run or cited (course_utils.sources)
+    problems = sources.report(nb)
+    assert not problems, f"{path.stem}:\n" + "\n".join(problems)
 
 
 def figures_shown_and_drawn(nb) -> tuple[int, int]:
