@@ -157,8 +157,9 @@ MODE_RECIPES: dict[str, dict] = {
         config=dict(mode="quick", train_size=3000, epochs=3, schedule="cosine",
                     time_limit_s=150),
         jobs=2, threads=1,  # 2 single-thread runs beat 1 two-thread run on 2 shared cores
+        # the results add the data, epochs and precision the finished runs record
         note="NOT comparable with the report: reduced-width DenseNet/Dense2Net (k=12, "
-             "blocks 4-4-4) on the kit's CIFAR-10 sample",
+             "blocks 4-4-4)",
     ),
     "smoke": dict(
         models={"densenet": "densenet_tiny", "dense2net": "dense2net_tiny"},

@@ -74,7 +74,8 @@ def _quick_start_commands() -> list[str]:
     return block
 
 
-@pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed here: the "
+                    "README's two commands are Makefile targets, and only `make -n` can show what they run")
 def test_readme_quick_start_is_the_two_commands():
     """The quick start is exactly `make course` and `make test`, and each is a target of
     the Makefile that sets up and prepares the data, then runs the notebooks (the
