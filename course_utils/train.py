@@ -417,7 +417,11 @@ def _write_failure(run: _Run, error: Exception) -> None:
 
 def _test(run: _Run, data) -> tuple[dict, Optional[dict]]:
     """Test metrics of the final weights, and of the best-validation weights (the same
-    dict when the last epoch is the best; None when there is no best.pt to load)."""
+    dict when the last epoch is the best; None when there is no best.pt to load).
+    A bundle whose ``test`` is None (a study that chooses on validation and tests its
+    choice once, course_utils.compare) is not tested: the metrics are None."""
+    if data.test is None:
+        return {"acc": None, "top5": None, "loss": None, "images": 0}, None
     test = run.evaluate(data.test)
     hist, best = run.history, run.best["epoch"]
     if best is None or not hist:
@@ -453,8 +457,9 @@ def _finish(run: _Run, data) -> dict:
         extra = ("" if test_best is None or test_best is test else
                  f" (best-validation weights, epoch {run.best['epoch']}: "
                  f"{100 * test_best['acc']:.2f}%)")
-        run.log(f"[train] {run.status}: test accuracy {100 * test['acc']:.2f}% on "
-                f"{test['images']} images{extra}" + (f"; files in {run.out}" if run.out else ""))
+        tested = (f"test accuracy {100 * test['acc']:.2f}% on {test['images']} images{extra}"
+                  if test["acc"] is not None else "not tested (no test split given)")
+        run.log(f"[train] {run.status}: {tested}" + (f"; files in {run.out}" if run.out else ""))
     return summary
 
 

@@ -213,6 +213,49 @@ def compare_runs(histories: dict, metrics=("val_acc", "train_loss"), title: str 
     return fig
 
 
+def seed_curves(groups: dict, metrics=("val_acc", "train_acc"), title: str = "", band: str = "std"):
+    """Curves of configurations run with several seeds: each configuration's mean over
+    its seeds as a line, the spread as a band (band="std": mean +- one standard
+    deviation; "range": min to max), drawn only where there are 2 or more seeds.
+    `groups`: {label: [history, ...]} (each history as plot_history accepts); a
+    course_utils.compare.Study gives them as {k: list(study.runs[k][s].history ...)}."""
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    if band not in ("std", "range"):
+        raise ValueError(f"band: {band!r}; allowed: 'std', 'range'")
+    names = {"val_acc": "validation accuracy (%)", "train_acc": "training accuracy (%)",
+             "val_loss": "validation loss", "train_loss": "training loss"}
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3), squeeze=False)
+    for ax, m in zip(axes[0], metrics):
+        scale = 100 if m.endswith("acc") else 1
+        for label, hists in groups.items():
+            runs = [_history_records(h) for h in hists]
+            n = min(len(r) for r in runs)
+            epochs = [r["epoch"] for r in runs[0][:n]]
+            ys = np.array([[rec[m] * scale for rec in r[:n]] for r in runs])
+            mean = ys.mean(axis=0)
+            line, = ax.plot(epochs, mean, marker="o", ms=3, label=f"{label} ({len(runs)} seeds)")
+            if len(runs) >= 2:
+                if band == "std":
+                    sd = ys.std(axis=0, ddof=1)
+                    lo, hi = mean - sd, mean + sd
+                else:
+                    lo, hi = ys.min(axis=0), ys.max(axis=0)
+                ax.fill_between(epochs, lo, hi, color=line.get_color(), alpha=0.2, lw=0)
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_ylabel(names.get(m, m))
+        ax.set_title(names.get(m, m).split(" (")[0] + (" (band: +-1 std)" if band == "std"
+                                                        else " (band: min-max)"), fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
 # --------------------------------------------------------------------------------------
 # Lessons 04-05: feature reuse in a dense block, receptive fields of a
 # Res2Net module's outputs
