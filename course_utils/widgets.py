@@ -245,7 +245,15 @@ def _count_on_meta(name: str, num_classes: int, size: int, **args) -> tuple[int,
 
     with torch.device("meta"):
         net = create_model(name, num_classes=num_classes, **args)
-    return profile.count_params(net), profile.count_macs(net, (1, 3, size, size))
+    params = profile.count_params(net)
+    # BatchNorm has no multiply-accumulates that FlopCounterMode counts, yet decomposing it
+    # on the meta device was most of the counting time (about 60% for a DenseNet-121):
+    # count the MACs with every BN replaced by an identity (same count, a third of the time)
+    for mod in list(net.modules()):
+        for cname, child in list(mod.named_children()):
+            if isinstance(child, torch.nn.modules.batchnorm._BatchNorm):
+                setattr(mod, cname, torch.nn.Identity())
+    return params, profile.count_macs(net, (1, 3, size, size))
 
 
 def format_dense2net(costs: list[dict]) -> str:
@@ -261,34 +269,113 @@ def format_dense2net(costs: list[dict]) -> str:
     return "\n".join(lines)
 
 
-class _CurveCallback(Callback):
-    """Redraw train/val curves into an ipywidgets Output after every epoch (LivePlot
-    updates a display handle of the cell instead, which a button callback does not own)."""
+def setting_label(cfg: dict) -> str:
+    """The short name of an explorer configuration: 'k=12 s=4 C=1 SE off'."""
+    return (f"k={cfg['growth_rate']} s={cfg['scale']} C={cfg['groups']} "
+            f"SE {'on' if cfg['se'] else 'off'}")
 
-    def __init__(self, out, title):
-        self.out, self.title = out, title
+
+def runs_figure(results: list, metrics=("val_acc", "train_acc"), title: str = "",
+                band: bool = True):
+    """Every training run of the explorer on one figure: one curve per run, coloured by
+    its setting and labelled with the setting and the seed; where a setting has 2 or more
+    finished runs (seeds), their mean +- one standard deviation as a band (the style of
+    viz.seed_curves), drawn only then. `results`: dicts with "setting", "seed", "history"
+    (fit's records) and optionally "done" (False: a run still training, drawn dashed and
+    left out of the band). Returns the figure."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+    from matplotlib.ticker import MaxNLocator
+
+    names = {"val_acc": "validation accuracy (%)", "train_acc": "training accuracy (%)",
+             "val_loss": "validation loss", "train_loss": "training loss"}
+    groups: dict = {}  # setting -> its runs, settings in the order of their first run
+    for r in results:
+        groups.setdefault(r["setting"], []).append(r)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.6 * len(metrics), 3.3), squeeze=False)
+    for ax, m in zip(axes[0], metrics):
+        scale = 100 if m.endswith("acc") else 1
+        for i, (setting, runs) in enumerate(groups.items()):
+            color = colors[i % len(colors)]
+            for r in runs:
+                h = list(r["history"])
+                if not h:
+                    continue
+                live = not r.get("done", True)
+                ax.plot([e["epoch"] for e in h], [e[m] * scale for e in h], color=color,
+                        lw=1.2, alpha=0.85, marker="o", ms=3, ls="--" if live else "-",
+                        label=f"{setting}, seed {r['seed']}" + (" (training)" if live else ""))
+            done = [list(r["history"]) for r in runs if r.get("done", True) and r["history"]]
+            if band and len(done) >= 2:
+                n = min(len(h) for h in done)
+                ys = np.array([[e[m] * scale for e in h[:n]] for h in done])
+                epochs = [e["epoch"] for e in done[0][:n]]
+                mean, sd = ys.mean(axis=0), ys.std(axis=0, ddof=1)
+                ax.fill_between(epochs, mean - sd, mean + sd, color=color, alpha=0.2, lw=0,
+                                label=f"{setting}: mean +- 1 std ({len(done)} seeds)")
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_ylabel(names.get(m, m))
+        ax.set_title(names.get(m, m).split(" (")[0] + " (band: +-1 std, 2+ seeds)", fontsize=9)
+        ax.grid(alpha=0.3)
+    if any(ax.get_legend_handles_labels()[0] for ax in axes[0]):
+        axes[0][0].legend(fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def format_runs(results: list) -> str:
+    """The explorer's runs as text, one block per setting: each seed's final validation
+    and training accuracy, and mean +- std where the setting has 2 or more seeds."""
+    from . import stats
+
+    groups: dict = {}
+    for r in results:
+        groups.setdefault(r["setting"], []).append(r)
+    lines = []
+    for setting, runs in groups.items():
+        val = [100 * r["history"][-1]["val_acc"] for r in runs]
+        train = [100 * r["history"][-1]["train_acc"] for r in runs]
+        seeds = ", ".join(str(r["seed"]) for r in runs)
+        line = f"{setting}: {len(runs)} run(s), seed(s) {seeds}; final validation accuracy "
+        mv, sv = stats.mean_std(val)
+        mt, st = stats.mean_std(train)
+        if sv is None:
+            line += f"{mv:.1f}%, training {mt:.1f}% (1 seed: no spread)"
+        else:
+            line += f"{mv:.1f} +- {sv:.1f}%, training {mt:.1f} +- {st:.1f}% (mean +- std)"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+class _CurveCallback(Callback):
+    """Redraw the explorer's runs, the one in training included, into its Output after
+    every epoch (LivePlot updates a display handle of the cell instead, which a button
+    callback does not own)."""
+
+    def __init__(self, explorer, current: dict):
+        self.explorer, self.current = explorer, current
 
     def on_epoch_end(self, record, history):
-        import matplotlib.pyplot as plt
-        from IPython.display import display
-
-        from .viz import plot_history
-
-        fig = plot_history(history, title=self.title, show_lr=False)
-        self.out.clear_output(wait=True)
-        with self.out:
-            display(fig)
-        plt.close(fig)
+        self.current["history"] = list(history)
+        self.explorer.draw_runs(extra=[self.current])
 
 
 class Dense2NetExplorer(_Explorer):
     """Lesson 06: growth rate, scale, groups and SE -> parameters and MACs of Dense2Net
     on the tiny and on the report's backbone, against DenseNet (recomputed on every
     change: cached, a fraction of a second). Latency, the torchinfo summary and a quick
-    training run with a live curve are behind buttons: slow work never runs on a tick.
+    training run are behind buttons: slow work never runs on a tick. The train button
+    keeps every run of the session and draws them together (runs_figure): each run's
+    curve labelled by its setting and seed, a setting clicked again trains its next seed
+    (next_seed), and a setting with 2+ seeds gets a band of mean +- std.
 
     data: a data.DataBundle for the train button (None: the button says it needs one).
-    train_config: TrainConfig fields for that run (epochs, lr, time_limit_s, ...).
+    train_config: TrainConfig fields for that run (epochs, lr, time_limit_s, ...); its
+    seed is the first seed of every setting.
     """
 
     def __init__(self, growth_rate: int = 12, scale: int = 4, groups: int = 1,
@@ -300,7 +387,8 @@ class Dense2NetExplorer(_Explorer):
         checks.one_of("growth_rate", growth_rate, GROWTH_RATES)
         self.data, self.device, self.latency_batch = data, device, latency_batch
         self.train_config = dict(train_config or {})
-        self.results: list[dict] = []  # one entry per training run
+        self.results: list[dict] = []  # one entry per training run, in order
+        self.figure = None  # the last figure of every run (draw_runs)
         self.latency: dict = {}
         c = W.Layout(width="340px")
         self.controls = {
@@ -419,35 +507,73 @@ class Dense2NetExplorer(_Explorer):
             print(text)
         return text
 
+    def next_seed(self, config: dict | None = None) -> int:
+        """The seed the train button uses for a setting: train_config's seed (default 0)
+        plus the number of runs already made of that setting in this session, so that
+        each click of one setting adds a seed and the k-th runs of two settings share
+        theirs (same data order, same initial weights where the shapes allow)."""
+        setting = setting_label(self.config if config is None else config)
+        base = int(self.train_config.get("seed", 0))
+        return base + sum(r["setting"] == setting for r in self.results)
+
+    def draw_runs(self, extra=()):
+        """Redraw every run of this session (and `extra`, a run still training) into the
+        curve output: runs_figure. Keeps the figure in `self.figure`; returns it."""
+        import matplotlib.pyplot as plt
+        from IPython.display import display
+
+        info = self.data.info if self.data is not None else None
+        fig = runs_figure(list(self.results) + list(extra),
+                          title="dense2net_tiny, every run of this session"
+                                + (f" - {info.title}" if info else ""))
+        self.figure = fig
+        self.curve.clear_output(wait=True)
+        with self.curve:
+            display(fig)
+        plt.close(fig)
+        return fig
+
     def train(self) -> dict:
-        """Train the current configuration on the tiny backbone with `data` (quick mode),
-        drawing the curves live. Returns and keeps {config, history, summary}."""
+        """Train the current configuration on the tiny backbone with `data` (quick mode)
+        with the next seed of this setting (next_seed), drawing every run of the session
+        live (draw_runs: each run's curve, a band where a setting has 2+ seeds). Returns
+        and keeps {config, setting, seed, history, summary, params}. Validation only:
+        the test split is not used (choose on validation; lesson 06's study tests once)."""
+        import dataclasses
+
+        import torch
+
         from .train import TrainConfig, fit
 
         if self.data is None:
             raise RuntimeError("no data: create the explorer with data=data.get_loaders(...) "
                                "to train from the button")
         cfg = dict(self.config)
+        setting, seed = setting_label(cfg), self.next_seed(cfg)
         info = self.data.info
-        model = self._model("tiny", num_classes=info.num_classes, in_chans=info.in_chans)
         kw = dict(epochs=2, lr=0.1, momentum=0.9, weight_decay=1e-4, batch_size=128,
                   schedule="cosine", device=self.device, progress=False, out=None, verbose=False)
         kw.update(self.train_config)
-        title = (f"dense2net_tiny k={cfg['growth_rate']} s={cfg['scale']} C={cfg['groups']}"
-                 f"{' SE' if cfg['se'] else ''} - {info.title}")
+        kw["seed"] = seed
+        torch.manual_seed(seed)  # the initial weights come from the seed, as in compare.Study
+        model = self._model("tiny", num_classes=info.num_classes, in_chans=info.in_chans)
+        title = f"dense2net_tiny {setting}, seed {seed} - {info.title}"
         self.status.value = _pre(f"training {title} for {kw['epochs']} epoch(s) ...")
-        self.curve.clear_output()
-        res = fit(model, self.data, TrainConfig(**kw), callbacks=[_CurveCallback(self.curve, title)])
-        rec = {"config": cfg, "history": res.history, "summary": res.summary,
-               "params": profile.count_params(model)}
+        current = {"config": cfg, "setting": setting, "seed": seed, "history": [], "done": False}
+        res = fit(model, dataclasses.replace(self.data, test=None), TrainConfig(**kw),
+                  callbacks=[_CurveCallback(self, current)])
+        rec = {"config": cfg, "setting": setting, "seed": seed, "history": res.history,
+               "summary": res.summary, "params": profile.count_params(model)}
         self.results.append(rec)
+        self.draw_runs()
         best = res.summary.get("best_val_acc")
         self.status.value = _pre(
             f"trained {title}: {len(res.history)} epoch(s), best validation accuracy "
-            f"{100 * best:.1f}%" + (f", test {100 * res.summary['test_acc']:.1f}%"
-                                    if res.summary.get("test_acc") is not None else ""))
+            f"{100 * best:.1f}%\nevery run of this session (press train again for another "
+            f"seed of a setting):\n" + format_runs(self.results))
         return rec
 
 
 __all__ += ["BACKBONES", "allowed_scales", "allowed_groups", "dense2net_config",
-            "dense2net_cost", "format_dense2net", "Dense2NetExplorer"]
+            "dense2net_cost", "format_dense2net", "setting_label", "runs_figure", "format_runs",
+            "Dense2NetExplorer"]

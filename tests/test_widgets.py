@@ -176,3 +176,60 @@ def test_dense2net_explorer_buttons(one_torch_thread):
     e.data = None
     e.buttons["train"].click()
     assert "RuntimeError: no data" in e.status.value
+
+
+def test_dense2net_explorer_train_overlays_every_run_with_a_band_per_repeated_setting(one_torch_thread):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.collections import PolyCollection
+
+    from course_utils import data
+
+    bundle = data.synthetic_bundle(32, 16, 16, num_classes=4, seed=2, batch_size=16)
+    e = widgets.Dense2NetExplorer(growth_rate=8, scale=2, data=bundle,
+                                  train_config=dict(epochs=1, batch_size=16, seed=5))
+    assert e.next_seed() == 5
+    e.buttons["train"].click()                  # the button's handler: setting A, seed 5
+    assert "Error" not in e.status.value, e.status.value
+    e.buttons["train"].click()                  # A again: its next seed
+    e.set(scale=4)
+    rec = e.train()                             # setting B, its first seed
+    a, b = "k=8 s=2 C=1 SE off", "k=8 s=4 C=1 SE off"
+    assert [(r["setting"], r["seed"]) for r in e.results] == [(a, 5), (a, 6), (b, 5)]
+    assert rec is e.results[-1] and rec["summary"]["config"]["model_args"]["scale"] == 4
+    assert rec["summary"].get("test_acc") is None   # the button chooses on validation only
+    assert e.next_seed() == 6 and e.next_seed(dict(e.config, scale=2)) == 7
+    # one figure holds all three runs, labelled by setting and seed, and one band (A's)
+    for ax in e.figure.axes:
+        labels = [line.get_label() for line in ax.lines]
+        assert sorted(labels) == sorted([f"{a}, seed 5", f"{a}, seed 6", f"{b}, seed 5"])
+        bands = [c for c in ax.collections if isinstance(c, PolyCollection)]
+        assert len(bands) == 1 and bands[0].get_label() == f"{a}: mean +- 1 std (2 seeds)"
+    # the band is mean +- std of A's two runs at the epoch
+    ax = e.figure.axes[0]
+    va = [100 * r["history"][0]["val_acc"] for r in e.results[:2]]
+    (band,) = [c for c in ax.collections if isinstance(c, PolyCollection)]
+    verts = band.get_paths()[0].vertices[:, 1]
+    m, sd = sum(va) / 2, abs(va[0] - va[1]) / 2 ** 0.5
+    assert min(verts) == pytest.approx(m - sd) and max(verts) == pytest.approx(m + sd)
+    assert f"{a}: 2 run(s), seed(s) 5, 6" in e.status.value and f"{b}: 1 run(s)" in e.status.value
+    assert "1 seed: no spread" in widgets.format_runs(e.results[2:])
+
+
+def test_runs_figure_draws_a_live_run_dashed_and_no_band_for_one_seed():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    hist = [{"epoch": 1, "val_acc": 0.3, "train_acc": 0.4}, {"epoch": 2, "val_acc": 0.5, "train_acc": 0.6}]
+    runs = [{"setting": "A", "seed": 0, "history": hist},
+            {"setting": "A", "seed": 1, "history": hist[:1], "done": False}]
+    fig = widgets.runs_figure(runs, metrics=("val_acc",))
+    ax = fig.axes[0]
+    assert [line.get_linestyle() for line in ax.lines] == ["-", "--"]
+    assert ax.lines[1].get_label() == "A, seed 1 (training)"
+    assert not ax.collections  # a finished run and a live one: one seed, no band
+    assert list(ax.lines[0].get_ydata()) == [30.0, 50.0]
+    plt.close(fig)
