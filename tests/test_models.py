@@ -147,6 +147,47 @@ def test_xception_options():
         assert create_model("xception_cifar").eval().forward_features(torch.randn(1, 3, 32, 32)).shape == (1, 2048, 2, 2)
 
 
+# ---------------------------------------------------------------- spectrum_net (lesson 03)
+def test_spectrum_net_mid_act_and_parameter_matching():
+    from course_utils.models.spectrum import matched_width, spectrum_params
+
+    # the default is unchanged: a ReLU between the 1x1 and the segmented 3x3 of every block
+    default = create_model("spectrum_net", segments=64)
+    blocks = [m for m in default.modules() if type(m).__name__ == "SegmentedConv"]
+    assert len(blocks) == 3 and all(isinstance(b.act1, torch.nn.ReLU) for b in blocks)
+    bare = create_model("spectrum_net", segments=64, mid_act=None)
+    blocks = [m for m in bare.modules() if type(m).__name__ == "SegmentedConv"]
+    assert all(b.act1 is None and b.norm1 is not None and b.act2 is not None for b in blocks)
+    assert n_params(bare) == n_params(default) == 17_290
+    torch.manual_seed(0)
+    a = create_model("spectrum_net", segments=4)
+    torch.manual_seed(0)
+    b = create_model("spectrum_net", segments=4, mid_act="relu")
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))  # same weights
+    with pytest.raises(ValueError, match=r"mid_act='tanhh' is not allowed"):
+        create_model("spectrum_net", mid_act="tanhh")
+
+    # counted on the meta device = counted on a real model
+    for s, c, kw in [(1, 23, {}), (3, 36, {}), (8, 48, dict(num_classes=100, in_chans=1))]:
+        assert spectrum_params(s, c, **kw) == n_params(create_model("spectrum_net", segments=s, channels=c, **kw))
+    # the width closest to the target, a multiple of the segment count; None: segments = width
+    target = spectrum_params(64, 64)
+    assert matched_width(target, None) == (64, 17_290)
+    assert matched_width(target, 1) == (23, 17_053)
+    w, p = matched_width(target, 3)
+    assert (w, p) == (36, 17_398) and w % 3 == 0
+    for s in (1, 3, None):  # no allowed width is closer than the one found
+        w, p = matched_width(target, s)
+        step = s or 1
+        for other in (w - step, w + step):
+            q = spectrum_params(s or other, other)
+            assert abs(q - target) >= abs(p - target)
+    with pytest.raises(ValueError, match="max_width"):
+        matched_width(10**9, 1, max_width=64)
+    with pytest.raises(ValueError, match="target_params"):
+        matched_width(0, 1)
+
+
 # ---------------------------------------------------------------- Dense2Net knobs
 def test_dense2net_structure_and_knobs():
     m = create_model("dense2net121")
