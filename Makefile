@@ -4,8 +4,9 @@
 #   make lab      set up, start JupyterLab with the kit's kernel
 #   make data     set up, find/check/decode the default dataset
 #   make assignments  set up, build the student versions into lessons/ (nbgrader)
-#   make grade SUBMISSIONS=dir [OUT=grades.csv] [TIMEOUT=seconds]
-#                 set up, prepare the data, grade a folder of submitted notebooks into a CSV
+#   make grade SUBMISSIONS=dir [OUT=grades.csv] [TIMEOUT=seconds] [MEMORY=4G ...] [UNSAFE=1]
+#                 set up, install bubblewrap, grade a folder of submitted notebooks into a
+#                 CSV, each in a sandbox (README: Classroom)
 SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
@@ -20,8 +21,18 @@ KERNEL := course-kit
 SUBMISSIONS ?=
 OUT ?= build/grades.csv
 TIMEOUT ?= 300
+# The sandbox's limits for each submission (course_utils/sandbox.py): data memory per
+# process, processes + threads, largest file, CPU seconds per process, size of each
+# writable tmpfs (HOME, /tmp, /dev/shm). UNSAFE=1 grades without a sandbox where none can
+# be made (no bwrap, not Linux); every row of the CSV then says so.
+MEMORY ?= 4G
+PROCESSES ?= 256
+FILESIZE ?= 256M
+CPUTIME ?= 600
+SCRATCH ?= 512M
+UNSAFE ?=
 
-.PHONY: setup course test lab data browser strip clean assignments grade
+.PHONY: setup course test lab data browser sandbox strip clean assignments grade
 
 setup: $(STAMP)
 
@@ -70,7 +81,20 @@ browser:
 	  else echo "[browser] for the browser test: sudo apt-get install chromium"; fi; \
 	fi
 
-test: data browser
+# bubblewrap for make grade's sandbox, from Debian's package where apt may be used; best
+# effort: without bwrap make grade refuses and says how to get it (or UNSAFE=1).
+sandbox:
+	@if [ "$$(uname -s)" = Linux ] && ! command -v bwrap >/dev/null && command -v apt-get >/dev/null; then \
+	  S=""; [ "$$(id -u)" = 0 ] || S="sudo -n"; \
+	  if [ -z "$$S" ] || sudo -n true 2>/dev/null; then \
+	    echo "[sandbox] installing Debian's bubblewrap for make grade"; \
+	    (DEBIAN_FRONTEND=noninteractive $$S apt-get install -y -qq bubblewrap \
+	     || ($$S apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$S apt-get install -y -qq \
+	         bubblewrap)) >/dev/null 2>&1 || echo "[sandbox] apt-get failed: no bubblewrap"; \
+	  else echo "[sandbox] for make grade's sandbox: sudo apt-get install bubblewrap"; fi; \
+	fi
+
+test: data browser sandbox
 	$(BIN)/python -m pytest --nbval-lax --nbval-current-env tests notebooks
 
 # LAB_ARGS: extra options, e.g. LAB_ARGS="--no-browser --port 8899"
@@ -83,11 +107,14 @@ lab: setup
 assignments: setup
 	$(BIN)/python -m course_utils.classroom assignments
 
-grade: data
+# No dataset: grading runs smoke mode, which trains (where a lesson does) on the sample in git.
+grade: setup sandbox
 	@if [ -z "$(SUBMISSIONS)" ]; then \
 	  echo "make grade: set SUBMISSIONS to a folder of submitted notebooks:" \
-	       "make grade SUBMISSIONS=dir [OUT=grades.csv] [TIMEOUT=seconds]" >&2; exit 2; fi
-	$(BIN)/python -m course_utils.classroom grade "$(SUBMISSIONS)" --out "$(OUT)" --timeout "$(TIMEOUT)"
+	       "make grade SUBMISSIONS=dir [OUT=grades.csv] [TIMEOUT=seconds] [UNSAFE=1]" >&2; exit 2; fi
+	$(BIN)/python -m course_utils.classroom grade "$(SUBMISSIONS)" --out "$(OUT)" --timeout="$(TIMEOUT)" \
+	    --memory="$(MEMORY)" --processes="$(PROCESSES)" --file-size="$(FILESIZE)" \
+	    --cpu-time="$(CPUTIME)" --scratch="$(SCRATCH)" --unsafe="$(UNSAFE)"
 
 strip: setup
 	$(BIN)/python -m course_utils.nbtools strip notebooks/*.ipynb

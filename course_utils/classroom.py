@@ -3,6 +3,7 @@
     python -m course_utils.classroom assignments            # notebooks/ -> lessons/<stem>/
     python -m course_utils.classroom assignments --check    # exit 1 if lessons/ is stale
     python -m course_utils.classroom grade SUBMISSIONS --out build/grades.csv --timeout 300
+        [--memory 4G --processes 256 --file-size 256M --cpu-time 600 --scratch 512M] [--unsafe 1]
 
 The exercises are marked in nbgrader's format: an answer cell (nbgrader `solution`) whose
 `### BEGIN SOLUTION` ... `### END SOLUTION` region is the instructor's answer, then a
@@ -18,26 +19,34 @@ notebook (`out_dir=None`, stored results) is resolved from the kit's folder, so
 lessons/<stem>/<stem>.ipynb runs from where it lies, or from anywhere else. Files are
 rewritten only when their text changes.
 
-Grading (`grade`): a throw-away gradebook (sqlite, in a temporary folder) records every
-lesson's cells as released, hidden tests included (nbgrader's SaveCells). Every submission
-is read into memory first, then, one at a time:
+Grading (`grade`): every submission is read into memory first; a throw-away gradebook
+(sqlite, in a temporary folder) records the cells of every lesson present as released,
+hidden tests included (nbgrader's SaveCells). Then, one submission at a time:
   1. its lesson is identified (its nbgrader grade_ids; else its file name);
   2. it is sanitized: ClearOutput, DeduplicateIds, OverwriteKernelspec, OverwriteCells
      (a check cell whose text differs from the release, which is every check cell of a
      student version since its hidden tests were removed, is put back whole; a deleted
      one is added back), CheckCellMetadata;
-  3. it runs in its own process, in a private temporary folder that is also its HOME and
-     working folder, with mode="smoke" injected by papermill (grading is about the
-     exercises, not the training), killed with everything it started after `timeout`
-     seconds;
+  3. it runs in a bubblewrap sandbox (course_utils/sandbox.py: the system, the venv and the
+     repository read-only, private tmpfs HOME and /tmp, no network, an unprivileged user,
+     its own PID namespace, limits on memory, processes, file size and CPU time), with
+     mode="smoke" injected by papermill (grading is about the exercises, not the
+     training); after `timeout` seconds the sandbox is killed with everything in it;
   4. each check cell is scored with nbgrader's determine_grade (an error, or output on
-     stderr: 0; otherwise its points) and the error line becomes the reason.
+     stderr: 0; otherwise its points) from the outputs the grader read from the runner's
+     pipe (never from a file the submission could write), and the error line becomes the
+     reason (with the limit it hit, if one did).
 The table (one row per submission, one column per exercise, the total, one reason column
-per exercise) is written atomically as CSV.
+per exercise, a note) is written atomically as CSV. Where no sandbox can be made, `grade`
+refuses (sandbox.SandboxUnavailable says why and how to get one) unless unsafe=True, which
+every row's note records.
 
-This isolates accidents: an exception, an endless loop or a file written anywhere cannot
-stop the grading of the others or change their results. It is not a sandbox against
-deliberate cheating: as in nbgrader, the checks run in the same kernel as the answers.
+The sandbox stops a submission from changing anything outside it (the kit, the other
+submissions, the grade table, the grader's files), from reaching the network and from
+exhausting the machine. It does not stop cheating inside its own kernel (redefining
+`assert`, patching what a check calls): as in nbgrader, the checks run in the kernel that
+ran the answers; the restored check cells and their hidden tests only make the checks
+the instructor's. README.md, "Classroom", has the threat model.
 """
 
 from __future__ import annotations
@@ -45,21 +54,17 @@ from __future__ import annotations
 import argparse
 import copy
 import csv
-import json
 import logging
 import os
 import re
-import signal
-import subprocess
 import sys
 import tempfile
-import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
 
+from . import sandbox
 from .files import atomic_open, atomic_write_text
 
 REPO = Path(__file__).resolve().parents[1]
@@ -69,7 +74,6 @@ NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
 GRADING_MODE = "smoke"               # the exercises do not depend on the training's size
 DEFAULT_TIMEOUT = 300.0              # s per notebook; smoke mode needs ~5-70 s on 2 cores
 DEFAULT_CSV = REPO / "build" / "grades.csv"
-_TOKEN_VAR = "COURSE_GRADE_TOKEN"    # marks every process a submission starts
 _NBGRADER_LOG = logging.getLogger("course_utils.classroom.nbgrader")
 _NBGRADER_LOG.setLevel(logging.ERROR)  # OverwriteCells warns for every restored check cell
 
@@ -313,85 +317,25 @@ def _edited_checks(nb, lesson: Lesson) -> list[str]:
     return notes
 
 
-def _kill_marked(token: str) -> None:
-    """SIGKILL every process whose environment carries this submission's token: the
-    runner, its kernel (jupyter starts kernels in a session of their own) and whatever
-    the submission started. Linux /proc; elsewhere the process group kill must do."""
-    proc = Path("/proc")
-    if not proc.is_dir():
-        return
-    needle = f"{_TOKEN_VAR}={token}".encode()
-    for _ in range(3):
-        found = False
-        for d in proc.iterdir():
-            if not d.name.isdigit() or int(d.name) == os.getpid():
-                continue
-            try:
-                if needle in (d / "environ").read_bytes().split(b"\0"):
-                    os.kill(int(d.name), signal.SIGKILL)
-                    found = True
-            except (OSError, ValueError):
-                continue
-        if not found:
-            return
-        time.sleep(0.2)
-
-
-def _kill_group(pid: int) -> None:
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def _run_isolated(nb, name: str, timeout: float, mode: str, kernel: str):
-    """Run one sanitized submission in a private temporary folder and process.
-    Returns (records by grade_id, timed_out, return code, last runner line, seconds)."""
-    with tempfile.TemporaryDirectory(prefix="course-submission-",
-                                     ignore_cleanup_errors=True) as priv:
-        priv = Path(priv)
-        work, home, tmp = priv / "work", priv / "home", priv / "tmp"
-        for d in (work, home, tmp):
-            d.mkdir()
-        stem = re.sub(r"[^A-Za-z0-9_.-]", "_", Path(name).stem) or "submission"
-        inp, out = work / f"{stem}.ipynb", priv / "executed.ipynb"
-        progress = priv / "progress.jsonl"
-        nbformat.write(nb, inp)
-        token = uuid.uuid4().hex
-        env = dict(os.environ, HOME=str(home), TMPDIR=str(tmp), **{_TOKEN_VAR: token})
-        env.pop("MPLBACKEND", None)   # the kernel's inline backend (Agg warns on plt.show)
-        for var in ("MPLCONFIGDIR", "IPYTHONDIR", "XDG_CACHE_HOME", "XDG_CONFIG_HOME",
-                    "JUPYTER_RUNTIME_DIR"):
-            env.pop(var, None)        # writable places outside HOME: use HOME's
-        env["PYTHONPATH"] = os.pathsep.join([str(REPO)] + [p for p in [env.get("PYTHONPATH")] if p])
-        cmd = [sys.executable, "-m", "course_utils.classroom", "_execute", "--kernel", kernel,
-               "--mode", mode, "--progress", str(progress), str(inp), str(out)]
-        t0 = time.perf_counter()
-        timed_out = False
-        with open(priv / "runner.log", "wb") as log:
-            p = subprocess.Popen(cmd, cwd=work, env=env, stdin=subprocess.DEVNULL, stdout=log,
-                                 stderr=subprocess.STDOUT, start_new_session=True)
-            try:
-                rc = p.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                timed_out = True
-                _kill_group(p.pid)
-                rc = p.wait()
-            finally:
-                _kill_group(p.pid)
-                _kill_marked(token)
-        seconds = time.perf_counter() - t0
-        records = {}
-        if progress.is_file():
-            for line in progress.read_text(encoding="utf-8", errors="replace").splitlines():
-                try:
-                    rec = json.loads(line)
-                    records[rec["grade_id"]] = rec
-                except (ValueError, KeyError, TypeError):
-                    continue   # a line cut by the kill
-        lines = [ln for ln in (priv / "runner.log").read_text(errors="replace").splitlines()
+def _run_isolated(nb, box: sandbox.Sandbox, timeout: float, mode: str, kernel: str):
+    """Run one sanitized submission in the sandbox (or, UNSAFE, a private temporary folder
+    and process). Returns (records by grade_id, timed_out, return code, why it stopped,
+    seconds, bytes of output not kept): all read from the runner's pipe, none from a file."""
+    r = sandbox.run(box, _dumps(nb).encode("utf-8"), timeout=timeout, kernel=kernel, mode=mode)
+    records, end = {}, {}
+    for rec in r.records:
+        if isinstance(rec, dict) and isinstance(rec.get("grade_id"), str):
+            records.setdefault(rec["grade_id"], rec)
+        elif isinstance(rec, dict) and "end" in rec:
+            end = rec
+    why = str(end.get("why", ""))
+    if not why and r.returncode != 0:
+        lines = [ln for ln in r.stderr.splitlines()
                  if ln.strip() and not ln.startswith(("[IPKernelApp]", " "))]
-        return records, timed_out, rc, (lines[-1] if lines else ""), seconds
+        why = lines[-1] if lines else ""
+    rc = r.returncode if r.returncode != 0 or end.get("end") == "ok" else 1
+    dropped = int(end.get("dropped", 0) or 0) + r.dropped
+    return records, r.timed_out, rc, why, r.seconds, dropped
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -454,8 +398,28 @@ def _score(lesson: Lesson, res: Result, records, timed_out, rc, last_line, timeo
         res.reasons[col] = why
 
 
+_LIMIT_HINTS = (  # an error a limit causes -> the limit, named as make grade spells it
+    ("MemoryError", "memory", "MEMORY"),
+    ("File too large", "file_size", "FILESIZE"),
+    ("Resource temporarily unavailable", "processes", "PROCESSES"),
+)
+
+
+def _limit_hint(text: str, limits: sandbox.Limits) -> str:
+    for needle, attr, var in _LIMIT_HINTS:
+        if needle in text:
+            v = getattr(limits, attr)
+            shown = f"{v:d}" if attr == "processes" else f"{v / 2**20:g} MiB"
+            return f" [the sandbox's limit: {var}={shown}]"
+    return ""
+
+
 def grade_submission(name: str, data: bytes, lessons: list[Lesson], url: str, *,
-                     timeout: float, mode: str = GRADING_MODE, kernel: str = "python3") -> Result:
+                     timeout: float, box: sandbox.Sandbox | None = None,
+                     mode: str = GRADING_MODE, kernel: str = "python3") -> Result:
+    """Grade one submission (its bytes) against the gradebook at `url`, in `box` (None:
+    the sandbox of this machine, sandbox.make(); it raises SandboxUnavailable)."""
+    box = box or sandbox.make()
     res = Result(name)
     try:
         nb = nbformat.reads(data.decode("utf-8"), as_version=4)
@@ -481,41 +445,73 @@ def grade_submission(name: str, data: bytes, lessons: list[Lesson], url: str, *,
             res.reasons[col] = "not graded: the notebook's nbgrader cells could not be restored"
         res.note = f"nbgrader: {type(e).__name__}: {_one_line(e, 160)}"
         return res
-    records, timed_out, rc, last_line, res.seconds = _run_isolated(nb, name, timeout, mode, kernel)
-    _score(lesson, res, records, timed_out, rc, last_line, timeout)
+    records, timed_out, rc, why, res.seconds, dropped = _run_isolated(nb, box, timeout, mode, kernel)
+    _score(lesson, res, records, timed_out, rc, why, timeout)
+    for col, reason in res.reasons.items():
+        if reason != "passed":
+            res.reasons[col] = reason + _limit_hint(reason, box.limits)
     notes = []
     if edited:
         notes.append("graded with the original check cells: " + ", ".join(edited))
     if timed_out:
         notes.append(f"timed out after {timeout:g} s")
     elif rc != 0:
-        notes.append(f"stopped early: {_one_line(last_line, 160) or f'exit status {rc}'}")
+        notes.append(f"stopped early: {_one_line(why, 160) or f'exit status {rc}'}")
+    if dropped:
+        notes.append(f"output over {box.limits.keep / 2**20:g} MiB not kept "
+                     f"({dropped / 2**20:.1f} MiB dropped)")
     res.note = "; ".join(notes)
     return res
 
 
-def grade(submissions, *, out=DEFAULT_CSV, timeout: float = DEFAULT_TIMEOUT,
-          source_dir: Path = SOURCE_DIR, mode: str = GRADING_MODE, kernel: str = "python3",
-          log=print) -> list[Result]:
-    """Grade every .ipynb under `submissions`; write the CSV to `out` (None: don't)."""
+UNSAFE_NOTE = "UNSAFE=1: graded without a sandbox"
+
+
+def _check_timeout(timeout) -> float:
     try:
         timeout = float(timeout)
     except (TypeError, ValueError):
         raise ClassroomError(f"timeout (TIMEOUT) must be a number of seconds > 0, got {timeout!r}") from None
     if not timeout > 0:
         raise ClassroomError(f"timeout (TIMEOUT) must be a number of seconds > 0, got {timeout:g}")
+    return timeout
+
+
+def grade(submissions, *, out=DEFAULT_CSV, timeout: float = DEFAULT_TIMEOUT,
+          source_dir: Path = SOURCE_DIR, mode: str = GRADING_MODE, kernel: str = "python3",
+          unsafe: bool = False, limits: sandbox.Limits | None = None,
+          log=print) -> list[Result]:
+    """Grade every .ipynb under `submissions`, each in its own sandbox (sandbox.make:
+    SandboxUnavailable where none can be made, unless `unsafe`); write the CSV to `out`
+    (None: don't)."""
+    timeout = _check_timeout(timeout)
     paths = find_submissions(submissions)
     lessons = load_lessons(source_dir)
     root = Path(submissions)
     # read everything first: a submission that writes into this folder changes nothing
     snapshot = [(p.relative_to(root).as_posix(), p.read_bytes()) for p in paths]
+    hide = [root] + ([Path(out).resolve().parent] if out is not None else [])
+    box = sandbox.make(limits, unsafe=unsafe, hide=hide)
+    log(f"[grade] {len(snapshot)} submission{'s' * (len(snapshot) != 1)}, "
+        + (f"each in a bubblewrap sandbox ({box.limits.describe()})" if box.safe
+           else "WITHOUT a sandbox (UNSAFE=1)"))
+    present = set()
+    for name, data in snapshot:
+        try:
+            lesson = identify(nbformat.reads(data.decode("utf-8"), as_version=4), name, lessons)
+            present.add(lesson.stem if lesson else None)
+        except Exception:  # noqa: BLE001 - grade_submission says why
+            continue
     results = []
     with tempfile.TemporaryDirectory(prefix="course-gradebook-",
                                      ignore_cleanup_errors=True) as gbdir:
         url = "sqlite:///" + str(Path(gbdir) / "gradebook.db")
-        _gradebook(url, lessons)
+        _gradebook(url, [L for L in lessons if L.stem in present])
         for i, (name, data) in enumerate(snapshot, 1):
-            r = grade_submission(name, data, lessons, url, timeout=timeout, mode=mode, kernel=kernel)
+            r = grade_submission(name, data, lessons, url, timeout=timeout, box=box, mode=mode,
+                                 kernel=kernel)
+            if not box.safe:
+                r.note = "; ".join([UNSAFE_NOTE] + [r.note] * bool(r.note))
             results.append(r)
             log(f"[grade] {i}/{len(snapshot)} {name}: {r.lesson or '?'} "
                 f"{r.total:g}/{r.max_total:g} in {r.seconds:.1f} s" + (f" ({r.note})" if r.note else ""))
@@ -544,49 +540,10 @@ def write_csv(results: list[Result], lessons: list[Lesson], out) -> Path:
     return out
 
 
-# --------------------------------------------------------------------------- runner
-
-def _execute_main(argv) -> int:
-    """Internal: run one sanitized notebook (in the private folder the grader made),
-    recording each nbgrader cell's outputs as soon as it has run."""
-    ap = argparse.ArgumentParser(prog="python -m course_utils.classroom _execute")
-    ap.add_argument("notebook", type=Path)
-    ap.add_argument("executed", type=Path)
-    ap.add_argument("--progress", type=Path, required=True)
-    ap.add_argument("--kernel", default="python3")
-    ap.add_argument("--mode", default=GRADING_MODE)
-    a = ap.parse_args(argv)
-
-    from nbclient import NotebookClient
-    from papermill.iorw import load_notebook_node
-    from papermill.parameterize import parameterize_notebook
-
-    nb = load_notebook_node(str(a.notebook))   # papermill's reader: default cell metadata
-    nb = parameterize_notebook(nb, {"mode": a.mode, "out_dir": "out"}, kernel_name=a.kernel,
-                               language="python")
-    with open(a.progress, "a", encoding="utf-8") as progress:
-        def record(cell, cell_index, execute_reply):
-            gid = _nbgrader(cell).get("grade_id")
-            if gid:
-                progress.write(json.dumps({"grade_id": gid, "index": cell_index,
-                                           "status": execute_reply["content"].get("status"),
-                                           "outputs": cell.get("outputs", [])}) + "\n")
-                progress.flush()
-
-        client = NotebookClient(nb, kernel_name=a.kernel, timeout=None, allow_errors=True,
-                                resources={"metadata": {"path": os.getcwd()}},
-                                on_cell_executed=record)
-        try:
-            client.execute()
-        finally:
-            nbformat.write(nb, a.executed)
-    return 0
-
+# --------------------------------------------------------------------------- command line
 
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["_execute"]:
-        return _execute_main(argv[1:])
     ap = argparse.ArgumentParser(
         prog="python -m course_utils.classroom",
         description="Student versions of the lessons and automatic grading (nbgrader).")
@@ -607,6 +564,17 @@ def main(argv=None) -> int:
     g.add_argument("--kernel", default="python3",
                    help="Jupyter kernel to run submissions with (default: python3, i.e. "
                         "this interpreter's environment)")
+    d = sandbox.Limits()
+    for opt, var, default, what in (
+            ("--memory", "MEMORY", f"{d.memory >> 30}G", "data memory (heap) per process"),
+            ("--processes", "PROCESSES", d.processes, "processes and threads in the sandbox"),
+            ("--file-size", "FILESIZE", f"{d.file_size >> 20}M", "largest file it may write"),
+            ("--cpu-time", "CPUTIME", d.cpu_time, "CPU seconds per process"),
+            ("--scratch", "SCRATCH", f"{d.scratch >> 20}M", "size of each writable tmpfs")):
+        g.add_argument(opt, metavar=var, help=f"sandbox limit: {what} (default: {default})")
+    g.add_argument("--unsafe", nargs="?", const="1", default="", metavar="1",
+                   help="grade without a sandbox where none can be made (UNSAFE=1); the "
+                        "CSV's note says so on every row")
     args = ap.parse_args(argv)
     try:
         if args.command == "assignments":
@@ -616,12 +584,20 @@ def main(argv=None) -> int:
                       + "\nrun `make assignments`", file=sys.stderr)
                 return 1
             return 0
+        unsafe = str(args.unsafe).strip()
+        if unsafe not in ("", "0", "1"):
+            raise ClassroomError(f"unsafe (UNSAFE) must be 1 (grade without a sandbox) or "
+                                 f"empty; got {args.unsafe!r}")
+        _check_timeout(args.timeout)
+        limits = sandbox.Limits.parse(args.memory, args.processes, args.file_size,
+                                      args.cpu_time, args.scratch)
         results = grade(args.submissions, out=args.out, timeout=args.timeout,
                         source_dir=args.source, mode=args.mode, kernel=args.kernel,
+                        unsafe=unsafe == "1", limits=limits,
                         log=lambda m: print(m, file=sys.stderr, flush=True))
         print(f"{len(results)} submission{'s' * (len(results) != 1)} graded; table: {args.out}")
         return 0
-    except ClassroomError as e:
+    except (ClassroomError, sandbox.SandboxError, sandbox.SandboxUnavailable) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
 

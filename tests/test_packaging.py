@@ -103,7 +103,7 @@ LAYERS = (
     ("models", {"layers", "dense_layers", "models", "profile"}),
     ("train", {"config", "devices", "schedule", "checkpoint", "summary", "train"}),
     ("results", {"ablate", "ablate_results", "dense2net", "compare"}),
-    ("widgets and notebooks", {"callbacks", "widgets", "nb", "classroom", "runbook"}),
+    ("widgets and notebooks", {"callbacks", "widgets", "nb", "classroom", "sandbox", "runbook"}),
 )
 
 
