@@ -205,9 +205,23 @@ class Sandbox:
         hide = list(HIDDEN) + [os.path.expanduser("~"), *self.hide]
         argv = [self.bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
         argv += _mounts(expose, hide)
+        scratch = []
         for path, perms in ((SANDBOX_HOME, "0777"), ("/tmp", "1777"), ("/dev/shm", "1777")):
             if path == "/tmp" or not _under(path, "/tmp"):
                 argv += ["--perms", perms, "--size", size, "--tmpfs", path]
+                scratch.append(path)
+        # a venv or repository that lies under /tmp (a CI clone) is mounted back read-only
+        # on top of the fresh /tmp, with the folders leading to it made there
+        for p in sorted({_real(e) for e in expose if os.path.exists(e)}):
+            top = next((t for t in scratch if _under(p, t) and p != t), None)
+            if top is None or any(_under(p, q) and q != p for q in {_real(e) for e in expose
+                                                                   if os.path.exists(e)}
+                                  if _under(q, top) and q != top):
+                continue
+            parts = Path(p).relative_to(top).parts[:-1]
+            for i in range(len(parts)):
+                argv += ["--perms", "0755", "--dir", str(Path(top, *parts[:i + 1]))]
+            argv += ["--ro-bind", p, p]
         argv += ["--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
                  "--unshare-cgroup-try", "--hostname", "sandbox", "--die-with-parent",
                  "--new-session", "--chdir", "/", "--clearenv"]
