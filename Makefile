@@ -47,19 +47,24 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	    --display-name "Python (CNN course kit)"
 	touch $@
 
-# Fashion-MNIST from Debian's package where apt may be used (root or password-less
-# sudo); best effort: the data layer says what is missing when a lesson needs it.
+# $(call apt_install,TAG,PACKAGE,WHAT FOR): Debian's PACKAGE where apt may be used (root
+# or password-less sudo); best effort: what needs it says what is missing without it.
+define apt_install
+S=""; [ "$$(id -u)" = 0 ] || S="sudo -n"; \
+	  if [ -z "$$S" ] || sudo -n true 2>/dev/null; then \
+	    echo "[$(1)] installing Debian's $(2) $(3)"; \
+	    (DEBIAN_FRONTEND=noninteractive $$S apt-get install -y -qq $(2) \
+	     || ($$S apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$S apt-get install -y -qq \
+	         $(2))) >/dev/null 2>&1 || echo "[$(1)] apt-get failed: no $(2)"; \
+	  else echo "[$(1)] $(3): sudo apt-get install $(2)"; fi
+endef
+
+# Fashion-MNIST from Debian's package (apt_install); the data layer says what is missing
+# when a lesson needs it.
 FMNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 data: setup
 	@if [ ! -f $(FMNIST) ] && command -v apt-get >/dev/null; then \
-	  S=""; [ "$$(id -u)" = 0 ] || S="sudo -n"; \
-	  if [ -z "$$S" ] || sudo -n true 2>/dev/null; then \
-	    echo "[data] installing Debian's dataset-fashion-mnist"; \
-	    (DEBIAN_FRONTEND=noninteractive $$S apt-get install -y -qq dataset-fashion-mnist \
-	     || ($$S apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$S apt-get install -y -qq \
-	         dataset-fashion-mnist)) >/dev/null 2>&1 || echo "[data] apt-get failed: no Fashion-MNIST"; \
-	  else echo "[data] for Fashion-MNIST: sudo apt-get install dataset-fashion-mnist"; fi; \
-	fi
+	  $(call apt_install,data,dataset-fashion-mnist,for the Fashion-MNIST lessons); fi
 	$(BIN)/python -m course_utils.data prepare
 
 # COURSE_ARGS: more runbook options, e.g. COURSE_ARGS="-p rerun True" (07 trains again
@@ -72,27 +77,13 @@ course: data
 # may be used; best effort: without a browser that test skips and says how to get one.
 browser:
 	@if ! command -v chromium >/dev/null && command -v apt-get >/dev/null; then \
-	  S=""; [ "$$(id -u)" = 0 ] || S="sudo -n"; \
-	  if [ -z "$$S" ] || sudo -n true 2>/dev/null; then \
-	    echo "[browser] installing Debian's chromium for tests/test_lab_e2e.py"; \
-	    (DEBIAN_FRONTEND=noninteractive $$S apt-get install -y -qq chromium \
-	     || ($$S apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$S apt-get install -y -qq \
-	         chromium)) >/dev/null 2>&1 || echo "[browser] apt-get failed: no chromium"; \
-	  else echo "[browser] for the browser test: sudo apt-get install chromium"; fi; \
-	fi
+	  $(call apt_install,browser,chromium,for tests/test_lab_e2e.py); fi
 
 # bubblewrap for make grade's sandbox, from Debian's package where apt may be used; best
 # effort: without bwrap make grade refuses and says how to get it (or UNSAFE=1).
 sandbox:
 	@if [ "$$(uname -s)" = Linux ] && ! command -v bwrap >/dev/null && command -v apt-get >/dev/null; then \
-	  S=""; [ "$$(id -u)" = 0 ] || S="sudo -n"; \
-	  if [ -z "$$S" ] || sudo -n true 2>/dev/null; then \
-	    echo "[sandbox] installing Debian's bubblewrap for make grade"; \
-	    (DEBIAN_FRONTEND=noninteractive $$S apt-get install -y -qq bubblewrap \
-	     || ($$S apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$S apt-get install -y -qq \
-	         bubblewrap)) >/dev/null 2>&1 || echo "[sandbox] apt-get failed: no bubblewrap"; \
-	  else echo "[sandbox] for make grade's sandbox: sudo apt-get install bubblewrap"; fi; \
-	fi
+	  $(call apt_install,sandbox,bubblewrap,for the grading sandbox); fi
 
 test: data browser sandbox
 	$(BIN)/python -m pytest --nbval-lax --nbval-current-env tests notebooks

@@ -82,13 +82,14 @@ class SandboxUnavailable(RuntimeError):
     """No sandbox can be made here; the message says why and how to get one."""
 
 
-def parse_size(name: str, value) -> int:
-    """'2G', '512M', '64k' or a number of bytes (> 0) -> bytes."""
+def parse_size(name: str, value, minimum: int = 1) -> int:
+    """'2G', '512M', '64k' or a number of bytes (>= minimum) -> bytes."""
     m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*", str(value), re.I)
     n = int(float(m.group(1)) * _SUFFIX[m.group(2).lower()]) if m else 0
-    if isinstance(value, bool) or n <= 0:
-        raise SandboxError(f"{name} must be a size > 0 such as 2G, 512M, 64k or a number of "
-                           f"bytes; got {value!r}")
+    if isinstance(value, bool) or n < max(1, minimum):
+        least = f"at least {minimum / 2**20:g}M" if minimum > 1 else "> 0"
+        raise SandboxError(f"{name} must be a size {least} such as 2G, 512M, 64k or a number "
+                           f"of bytes; got {value!r}")
     return n
 
 
@@ -114,14 +115,15 @@ class Limits:
     @classmethod
     def parse(cls, memory=None, processes=None, file_size=None, cpu_time=None, scratch=None,
               keep=None) -> "Limits":
-        d = cls()
+        # the minimums: what the runner and a kernel that imports torch need to start
+        d, mib = cls(), 1 << 20
         return cls(
-            d.memory if memory is None else parse_size("memory (MEMORY)", memory),
-            d.processes if processes is None else parse_count("processes (PROCESSES)", processes, 8),
-            d.file_size if file_size is None else parse_size("file size (FILESIZE)", file_size),
-            d.cpu_time if cpu_time is None else parse_count("CPU time (CPUTIME)", cpu_time),
-            d.scratch if scratch is None else parse_size("scratch (SCRATCH)", scratch),
-            d.keep if keep is None else parse_size("kept output (keep)", keep))
+            d.memory if memory is None else parse_size("memory (MEMORY)", memory, 512 * mib),
+            d.processes if processes is None else parse_count("processes (PROCESSES)", processes, 16),
+            d.file_size if file_size is None else parse_size("file size (FILESIZE)", file_size, mib),
+            d.cpu_time if cpu_time is None else parse_count("CPU time (CPUTIME)", cpu_time, 10),
+            d.scratch if scratch is None else parse_size("scratch (SCRATCH)", scratch, 16 * mib),
+            d.keep if keep is None else parse_size("kept output (keep)", keep, 4096))
 
     def args(self) -> list[str]:
         return ["--memory", str(self.memory), "--processes", str(self.processes),

@@ -186,6 +186,34 @@ def ablation_bars(rows, title: str = "", metric_label: str = "validation accurac
     return fig
 
 
+METRIC_NAMES = {"val_acc": "validation accuracy (%)", "train_acc": "training accuracy (%)",
+                "val_loss": "validation loss", "train_loss": "training loss"}
+
+
+def seed_band(ax, histories, metric: str, *, color=None, band: str = "std", label=None):
+    """Draw on `ax` the spread of several seeds' curves of one configuration (band="std":
+    mean +- one standard deviation; "range": min to max) over the epochs all of them
+    reached; nothing with fewer than 2 histories. Returns (epochs, mean) of the seeds, or
+    None for no history."""
+    runs = [_history_records(h) for h in histories]
+    runs = [r for r in runs if r]
+    if not runs:
+        return None
+    scale = 100 if metric.endswith("acc") else 1
+    n = min(len(r) for r in runs)
+    epochs = [r["epoch"] for r in runs[0][:n]]
+    ys = np.array([[rec[metric] * scale for rec in r[:n]] for r in runs])
+    mean = ys.mean(axis=0)
+    if len(runs) >= 2:
+        if band == "std":
+            sd = ys.std(axis=0, ddof=1)
+            lo, hi = mean - sd, mean + sd
+        else:
+            lo, hi = ys.min(axis=0), ys.max(axis=0)
+        ax.fill_between(epochs, lo, hi, color=color, alpha=0.2, lw=0, label=label)
+    return epochs, mean
+
+
 def compare_runs(histories: dict, metrics=("val_acc", "train_loss"), title: str = ""):
     """Curves of several runs side by side, one panel per metric (e.g. Xception's Figs. 9
     and 10: variants of one network trained alike). `histories`: {label: history}, each
@@ -193,8 +221,7 @@ def compare_runs(histories: dict, metrics=("val_acc", "train_loss"), title: str 
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
-    names = {"val_acc": "validation accuracy (%)", "train_acc": "training accuracy (%)",
-             "val_loss": "validation loss", "train_loss": "training loss"}
+    names = METRIC_NAMES
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3), squeeze=False)
     for ax, m in zip(axes[0], metrics):
         for label, h in histories.items():
@@ -224,25 +251,15 @@ def seed_curves(groups: dict, metrics=("val_acc", "train_acc"), title: str = "",
 
     if band not in ("std", "range"):
         raise ValueError(f"band: {band!r}; allowed: 'std', 'range'")
-    names = {"val_acc": "validation accuracy (%)", "train_acc": "training accuracy (%)",
-             "val_loss": "validation loss", "train_loss": "training loss"}
+    names = METRIC_NAMES
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3), squeeze=False)
     for ax, m in zip(axes[0], metrics):
-        scale = 100 if m.endswith("acc") else 1
-        for label, hists in groups.items():
-            runs = [_history_records(h) for h in hists]
-            n = min(len(r) for r in runs)
-            epochs = [r["epoch"] for r in runs[0][:n]]
-            ys = np.array([[rec[m] * scale for rec in r[:n]] for r in runs])
-            mean = ys.mean(axis=0)
-            line, = ax.plot(epochs, mean, marker="o", ms=3, label=f"{label} ({len(runs)} seeds)")
-            if len(runs) >= 2:
-                if band == "std":
-                    sd = ys.std(axis=0, ddof=1)
-                    lo, hi = mean - sd, mean + sd
-                else:
-                    lo, hi = ys.min(axis=0), ys.max(axis=0)
-                ax.fill_between(epochs, lo, hi, color=line.get_color(), alpha=0.2, lw=0)
+        colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+        for i, (label, hists) in enumerate(groups.items()):
+            color = colors[i % len(colors)]
+            drawn = seed_band(ax, hists, m, color=color, band=band)
+            if drawn is not None:
+                ax.plot(*drawn, marker="o", ms=3, color=color, label=f"{label} ({len(hists)} seeds)")
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(names.get(m, m))

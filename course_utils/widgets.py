@@ -284,11 +284,11 @@ def runs_figure(results: list, metrics=("val_acc", "train_acc"), title: str = ""
     (fit's records) and optionally "done" (False: a run still training, drawn dashed and
     left out of the band). Returns the figure."""
     import matplotlib.pyplot as plt
-    import numpy as np
     from matplotlib.ticker import MaxNLocator
 
-    names = {"val_acc": "validation accuracy (%)", "train_acc": "training accuracy (%)",
-             "val_loss": "validation loss", "train_loss": "training loss"}
+    from . import viz
+
+    names = viz.METRIC_NAMES
     groups: dict = {}  # setting -> its runs, settings in the order of their first run
     for r in results:
         groups.setdefault(r["setting"], []).append(r)
@@ -308,12 +308,8 @@ def runs_figure(results: list, metrics=("val_acc", "train_acc"), title: str = ""
                         label=f"{setting}, seed {r['seed']}" + (" (training)" if live else ""))
             done = [list(r["history"]) for r in runs if r.get("done", True) and r["history"]]
             if band and len(done) >= 2:
-                n = min(len(h) for h in done)
-                ys = np.array([[e[m] * scale for e in h[:n]] for h in done])
-                epochs = [e["epoch"] for e in done[0][:n]]
-                mean, sd = ys.mean(axis=0), ys.std(axis=0, ddof=1)
-                ax.fill_between(epochs, mean - sd, mean + sd, color=color, alpha=0.2, lw=0,
-                                label=f"{setting}: mean +- 1 std ({len(done)} seeds)")
+                viz.seed_band(ax, done, m, color=color,
+                              label=f"{setting}: mean +- 1 std ({len(done)} seeds)")
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(names.get(m, m))

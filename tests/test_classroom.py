@@ -4,7 +4,6 @@ Pure checks run for every notebook; the grading runs execute lesson 01 only (the
 seconds in smoke mode), once, with one folder holding every kind of submission."""
 import ast
 import csv
-import os
 import re
 import shutil
 from pathlib import Path
@@ -13,6 +12,7 @@ import nbformat
 import papermill as pm
 import pytest
 
+from conftest import processes_with
 from course_utils import classroom
 
 REPO = Path(__file__).resolve().parents[1]
@@ -307,18 +307,6 @@ def _submission(overrides=None, before_exercises=(), at_end=()):
     return nb
 
 
-def _processes_with(arg):
-    found = []
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit():
-            try:
-                if arg.encode() in (d / "cmdline").read_bytes():
-                    found.append(int(d.name))
-            except OSError:
-                pass
-    return found
-
-
 TIMEOUT = 30   # s per notebook: lesson 01 takes 6-13 s in smoke mode on 2 busy cores
 
 
@@ -407,7 +395,7 @@ def test_an_endless_loop_times_out_and_is_killed(graded):
         assert row[_col(n)] == "0" and row[_col(n) + " reason"] == f"timed out after {TIMEOUT} s"
     assert f"timed out after {TIMEOUT} s" in row["note"]
     assert TIMEOUT <= graded["results"]["2_loops"].seconds < TIMEOUT + 30
-    assert _processes_with(graded["sleeper"]) == [], "a process the submission started survived"
+    assert processes_with(graded["sleeper"]) == [], "a process the submission started survived"
 
 
 def test_writing_outside_its_folder_changes_no_other_result(graded):
