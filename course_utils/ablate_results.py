@@ -34,6 +34,11 @@ def summarize(rows: Sequence, seeds: int, results: dict) -> list[dict]:
         sums = [r["summary"] for r in done]
         val_by_seed = {s: 100 * r["summary"]["best_val_acc"] for s, r in enumerate(runs)
                        if r in done and r["summary"].get("best_val_acc") is not None}
+        # train minus validation accuracy at the best epoch, points (Table 1's two columns)
+        gap_by_seed = {s: 100 * (r["summary"]["train_acc_at_best"] - r["summary"]["best_val_acc"])
+                       for s, r in enumerate(runs) if r in done
+                       and r["summary"].get("best_val_acc") is not None
+                       and r["summary"].get("train_acc_at_best") is not None}
         val = [100 * s["best_val_acc"] for s in sums if s.get("best_val_acc") is not None]
         train = [100 * s["train_acc_at_best"] for s in sums if s.get("train_acc_at_best") is not None]
         test = [100 * s["test_acc"] for s in sums if s.get("test_acc") is not None]
@@ -65,7 +70,9 @@ def summarize(rows: Sequence, seeds: int, results: dict) -> list[dict]:
             "epochs_run": [s.get("epochs_run") for s in sums],
             "stopped": sorted({s["status"] for s in sums if s.get("status") != "completed"}),
             "status": status, "errors": errors,
-            "val_by_seed": val_by_seed, "baseline": row.baseline,
+            "val_by_seed": val_by_seed, "gap_by_seed": gap_by_seed,
+            "gap_mean": _mean_std(list(gap_by_seed.values()))[0],
+            "gap_std": _mean_std(list(gap_by_seed.values()))[1], "baseline": row.baseline,
             "train_seeds": [s + row.seed_offset for s in range(seeds)],
         })
     _compare(table)
@@ -73,22 +80,27 @@ def summarize(rows: Sequence, seeds: int, results: dict) -> list[dict]:
 
 
 def _compare(table: list[dict]) -> None:
-    """Each row against its baseline row (when both ran): the paired difference of the
-    validation accuracies, seed by seed, with its 95% Student t interval and the verdict."""
+    """Each row against its baseline row (when both ran), seed by seed: the paired
+    difference of the validation accuracies with its 95% Student t interval and verdict
+    (diff_*), and the same for the train - validation gap (gap_diff_*)."""
     by_name = {r["name"]: r for r in table}
     for r in table:
         base = by_name.get(r["baseline"]) if r["baseline"] else None
         r.update(diff_vs=None, diff_mean=None, diff_low=None, diff_high=None, diff_n=0,
-                 verdict=None)
+                 verdict=None, gap_diff_mean=None, gap_diff_low=None, gap_diff_high=None,
+                 gap_diff_n=0, gap_verdict=None)
         if base is None:
             continue
-        common = set(base["val_by_seed"]) & set(r["val_by_seed"])
-        if not common:
-            continue
-        iv = stats.paired_interval(base["val_by_seed"], r["val_by_seed"])
-        r.update(diff_vs=base["name"], diff_mean=iv.mean, diff_low=iv.low, diff_high=iv.high,
-                 diff_n=iv.n, verdict=stats.verdict(iv, f"{r['title']} - {base['title']}",
-                                                    " points"))
+        what = f"{r['title']} - {base['title']}"
+        if set(base["val_by_seed"]) & set(r["val_by_seed"]):
+            iv = stats.paired_interval(base["val_by_seed"], r["val_by_seed"])
+            r.update(diff_vs=base["name"], diff_mean=iv.mean, diff_low=iv.low, diff_high=iv.high,
+                     diff_n=iv.n, verdict=stats.verdict(iv, what, " points"))
+        if set(base.get("gap_by_seed") or {}) & set(r.get("gap_by_seed") or {}):
+            iv = stats.paired_interval(base["gap_by_seed"], r["gap_by_seed"])
+            r.update(gap_diff_mean=iv.mean, gap_diff_low=iv.low, gap_diff_high=iv.high,
+                     gap_diff_n=iv.n,
+                     gap_verdict=stats.verdict(iv, f"train - validation gap, {what}", " points"))
 
 
 def _interval(r) -> str:
@@ -163,6 +175,12 @@ def results_markdown(table: list[dict], meta: dict) -> str:
     if verdicts:
         lines += ["", "Comparisons (validation accuracy, paired by seed):", ""]
         lines += [f"- {v}" for v in verdicts]
+    gaps = [r for r in table if r.get("gap_mean") is not None]
+    if gaps:
+        lines += ["", "The train - validation gap at the best epoch (points, mean ± std over "
+                  "seeds), and its paired difference to the baseline:", ""]
+        lines += [f"- {r['title']}: {_pm(r['gap_mean'], r.get('gap_std'))}"
+                  + (f"; {r['gap_verdict']}" if r.get("gap_verdict") else "") for r in gaps]
     lines += ["", f"MACs: one 32x32 image, forward pass ({next((r['macs_note'] for r in table if r['macs_note']), 'not measured')}).",
               f"Runs: {meta['out']}/<row>/seed<k>/ (config.json, log.txt, metrics.jsonl, "
               f"summary.json). {meta['seeds']} seed(s), {meta['jobs']} run(s) at a time, "
@@ -188,6 +206,7 @@ def _write_results(out: Path, rows, seeds, results, meta, chart: bool = False) -
         w.writerow({**r, "model_args": json.dumps(r["model_args"]), "errors": " | ".join(r["errors"]),
                     "epochs_run": json.dumps(r["epochs_run"]), "stopped": " ".join(r["stopped"]),
                     "val_by_seed": json.dumps(r["val_by_seed"]),
+                    "gap_by_seed": json.dumps(r["gap_by_seed"]),
                     "train_seeds": json.dumps(r["train_seeds"])})
     atomic_write_text(out / "results.csv", buf.getvalue())
     if chart:

@@ -4,6 +4,7 @@ run (processes) in which one row fails and is reported, not dropped. Synthetic d
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -53,8 +54,12 @@ def test_quick_mode_keeps_each_rows_setting_on_the_small_pair():
     cfgs = {r.name: row_config(r, "quick", seed=3) for r in TABLE1}
     assert cfgs["densenet"].model == "densenet_tiny" and cfgs["dense2net"].model == "dense2net_tiny"
     assert cfgs["dense2net"].dataset == "cifar10" and cfgs["dense2net"].mode == "quick"
-    assert (cfgs["dense2net"].train_size, cfgs["dense2net"].epochs) == (3000, 3)
-    assert cfgs["dense2net"].time_limit_s == 150
+    # the overfitting regime: a small pool, many epochs for its size, a small batch
+    d = cfgs["dense2net"]
+    assert (d.train_size, d.val_size, d.test_size, d.epochs, d.batch_size) == (500, 500, 500, 20, 64)
+    assert d.schedule == "cosine" and d.time_limit_s == 300
+    q = MODE_RECIPES["quick"]
+    assert (q["rows"], q["seeds"], q["control"]) == (("densenet_noaug", "densenet", "dense2net"), 3, "densenet")
     assert cfgs["dense2net_groups"].model_args == {"groups": 12}  # = k = w of the tiny pair
     assert cfgs["dense2net_scale8"].model_args == {"scale": 8}
     assert cfgs["dense2net_cutout"].cutout == 8 and cfgs["densenet_noaug"].augment is False
@@ -255,9 +260,9 @@ def test_ablate_rejects_jobs_below_one_naming_it(tmp_path, jobs, capsys):
     assert not (tmp_path / "t").exists()
 
 
-def _fake(val_by_seed):
+def _fake(val_by_seed, train=50.0):
     return {"status": "completed", "seconds": 1.0,
-            "summary": {"best_val_acc": val_by_seed / 100, "train_acc_at_best": 0.5, "status": "completed",
+            "summary": {"best_val_acc": val_by_seed / 100, "train_acc_at_best": train / 100, "status": "completed",
                         "precision": "bf16",
                         "config": {"model": "m", "epochs": 2, "mode": "quick"},
                         "data": {"label": "CIFAR-10 sample, 1,500 images"}}}
@@ -292,6 +297,63 @@ def test_each_row_is_compared_with_its_baseline_seed_by_seed():
     del results[("dense2net", 2)]
     part = {r["name"]: r for r in summarize([densenet, dense2net], 3, results)}["dense2net"]
     assert part["diff_n"] == 2 and part["diff_mean"] == pytest.approx(3.25)
+
+
+def test_the_train_validation_gap_is_compared_seed_by_seed():
+    """By hand. Gaps (train - val, points): no augmentation 90-40, 85-38, 95-42 = 50, 47,
+    53; augmented 60-41, 58-39, 66-44 = 19, 19, 22. Not augmented minus augmented: 31,
+    28, 31: mean 30, s = sqrt(3), half width t(0.975, 2) * s / sqrt(3) = 4.302653.
+    Validation: 40-41, 38-39, 42-44 = -1, -1, -2: mean -1.333333, s = 0.577350, half
+    width 4.302653 / 3 = 1.434218: the interval contains 0."""
+    from course_utils.ablate import summarize
+    noaug, aug = select_rows(["densenet_noaug", "densenet"])
+    runs = {("densenet_noaug", 0): _fake(40, 90), ("densenet_noaug", 1): _fake(38, 85),
+            ("densenet_noaug", 2): _fake(42, 95), ("densenet", 0): _fake(41, 60),
+            ("densenet", 1): _fake(39, 58), ("densenet", 2): _fake(44, 66)}
+    table = {r["name"]: r for r in summarize([noaug, aug], 3, runs)}
+    n = table["densenet_noaug"]   # compared with its baseline, the augmented row: noaug - aug
+    assert n["gap_by_seed"] == pytest.approx({0: 50.0, 1: 47.0, 2: 53.0})
+    assert n["gap_mean"] == pytest.approx(50.0) and n["gap_std"] == pytest.approx(3.0)
+    assert n["gap_diff_mean"] == pytest.approx(30.0) and n["gap_diff_n"] == 3
+    assert (n["gap_diff_low"], n["gap_diff_high"]) == (pytest.approx(25.697347, abs=1e-5),
+                                                       pytest.approx(34.302653, abs=1e-5))
+    assert "excludes 0" in n["gap_verdict"] and "gap" in n["gap_verdict"]
+    assert n["diff_mean"] == pytest.approx(-4 / 3)
+    assert (n["diff_low"], n["diff_high"]) == (pytest.approx(-2.767551, abs=1e-5),
+                                               pytest.approx(0.100884, abs=1e-5))
+    assert "cannot tell" in n["verdict"]
+    assert table["densenet"]["gap_diff_mean"] is None
+    md = results_markdown(list(table.values()), {"mode": "quick", "note": "n", "seeds": 3,
+                                                 "jobs": 2, "started": "now", "out": "o"})
+    assert "train - validation gap" in md and "50.00 ± 3.00" in md and "+30.00" in md
+
+
+def test_cli_quick_defaults_to_three_rows_three_seeds_and_a_control(tmp_path, monkeypatch, capsys):
+    from course_utils import ablate
+    seen = {}
+
+    def fake_run_table(rows, **kw):
+        seen.update(rows=[r.name for r in rows], **kw)
+        (Path(kw["out"])).mkdir(parents=True, exist_ok=True)
+        (Path(kw["out"]) / "results.md").write_text("x")
+        return []
+    monkeypatch.setattr(ablate, "run_table", fake_run_table)
+    assert main(["table1", "--mode", "quick", "--out", str(tmp_path / "q")]) == 0
+    assert seen["rows"] == ["densenet_noaug", "densenet", "dense2net"]
+    assert (seen["seeds"], seen["control"]) == (3, "densenet")
+    main(["table1", "--mode", "quick", "--rows", "all", "--seeds", "1", "--control", "none",
+          "--out", str(tmp_path / "a")])
+    assert len(seen["rows"]) == 9 and (seen["seeds"], seen["control"]) == (1, None)
+    main(["table1", "--mode", "full", "--out", str(tmp_path / "f")])
+    assert len(seen["rows"]) == 9 and (seen["seeds"], seen["control"]) == (1, None)
+    main(["table1", "--mode", "quick", "--rows", "dense2net", "--out", str(tmp_path / "c")])
+    assert seen["rows"] == ["dense2net"] and (seen["seeds"], seen["control"]) == (3, None)
+    with pytest.raises(SystemExit):   # a control named but not among the rows asked for
+        main(["table1", "--mode", "quick", "--rows", "dense2net", "--control", "densenet",
+              "--out", str(tmp_path / "b")])
+    err = capsys.readouterr().err
+    assert "--control" in err and "densenet" in err and "'none'" in err
+    assert not (tmp_path / "b").exists()    # rejected before anything ran
 
 
 def test_control_row_runs_other_seeds(tmp_path):

@@ -57,7 +57,7 @@ def test_stored_full_results_are_shown_without_training(tmp_path):
     assert "| Dense2Net scale = 8 | 76.10 | 98.77 | 75.00 |" in text             # stored value shown
     assert "DenseNet, pytorch-cifar100's recipe" in text and "75.00% val" in text
     pngs = sum("image/png" in o.get("data", {}) for c in nb.cells if c.cell_type == "code" for o in c.outputs)
-    assert pngs >= 3       # the bar chart and the two curve figures from the stored metrics
+    assert pngs >= 3       # the bar chart, train vs validation, the curves from the stored metrics
     assert not (tmp_path / "out" / "table1_full").exists()
 
 
@@ -75,14 +75,15 @@ def test_bad_rerun_value_is_named(tmp_path):
 
 
 def test_finished_runs_are_read_back_and_rerun_trains_again(tmp_path):
-    _, first = _run(tmp_path, mode="smoke")
-    assert first.count("completed in") == 4 and "(read back)" not in first   # 3 rows + 1 gap row
-    _, second = _run(tmp_path, mode="smoke")
+    # one seed: the two smoke rows, the control and the gap row
+    _, first = _run(tmp_path, mode="smoke", seeds=1)
+    assert first.count("completed in") == 4 and "(read back)" not in first
+    _, second = _run(tmp_path, mode="smoke", seeds=1)
     assert second.count("(read back)") == 4 and "completed in" not in second
     metrics = sorted((tmp_path / "out").glob("*_smoke/*/seed0/metrics.jsonl"))
     assert len(metrics) == 4
     before = [m.stat().st_mtime_ns for m in metrics]
-    _, forced = _run(tmp_path, mode="smoke", rerun=True)
+    _, forced = _run(tmp_path, mode="smoke", seeds=1, rerun=True)
     assert forced.count("completed in") == 4 and "(read back)" not in forced
     # trained again from the first epoch, not resumed at the end of the finished run
     assert all(m.stat().st_mtime_ns > t for m, t in zip(metrics, before))
