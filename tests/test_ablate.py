@@ -56,7 +56,7 @@ def test_quick_mode_keeps_each_rows_setting_on_the_small_pair():
     assert cfgs["dense2net"].dataset == "cifar10" and cfgs["dense2net"].mode == "quick"
     # the overfitting regime: a small pool, many epochs for its size, a small batch
     d = cfgs["dense2net"]
-    assert (d.train_size, d.val_size, d.test_size, d.epochs, d.batch_size) == (500, 500, 500, 15, 64)
+    assert (d.train_size, d.val_size, d.test_size, d.epochs, d.batch_size) == (250, 300, 300, 12, 32)
     assert d.schedule == "cosine" and d.time_limit_s == 300
     q = MODE_RECIPES["quick"]
     assert (q["rows"], q["seeds"], q["control"]) == (("densenet_noaug", "densenet", "dense2net"), 3, "densenet")
