@@ -1,6 +1,7 @@
 # The course kit's commands. Each sets itself up from nothing and reuses what is there:
 #   make course   set up, prepare the data, run every notebook (papermill, quick mode)
-#   make test     set up, prepare the data, run the test suite (pytest + nbval)
+#   make test     set up, prepare the data, run the test suite (pytest + nbval); as root
+#                 it also installs Debian's slurm-wlm and munge for the cluster launcher's test
 #   make lab      set up, start JupyterLab with the kit's kernel
 #   make data     set up, find/check/decode the default dataset
 #   make assignments  set up, build the student versions into lessons/ (nbgrader)
@@ -32,7 +33,7 @@ CPUTIME ?= 600
 SCRATCH ?= 512M
 UNSAFE ?=
 
-.PHONY: setup course test lab data browser sandbox strip clean assignments grade
+.PHONY: setup course test lab data browser sandbox slurm strip clean assignments grade
 
 setup: $(STAMP)
 
@@ -85,8 +86,24 @@ sandbox:
 	@if [ "$$(uname -s)" = Linux ] && ! command -v bwrap >/dev/null && command -v apt-get >/dev/null; then \
 	  $(call apt_install,sandbox,bubblewrap,for the grading sandbox); fi
 
-test: data browser sandbox
-	$(BIN)/python -m pytest --nbval-lax --nbval-current-env tests notebooks
+# Debian's slurm-wlm and munge for tests/test_slurm.py, which starts a one-node Slurm on
+# 127.0.0.1 as root (its own config, ports and munge socket; no system service is used).
+# Root only (the test's cluster needs root), best effort: without them that test runs the
+# launcher through submitit's local executor and says why.
+slurm:
+	@if [ "$$(uname -s)" = Linux ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	    ! { [ -x /usr/sbin/slurmctld ] && [ -x /usr/sbin/slurmd ] && [ -x /usr/sbin/munged ] && \
+	        command -v sbatch >/dev/null; }; then \
+	  $(call apt_install,slurm,slurm-wlm munge,for tests/test_slurm.py); fi
+
+# TEST_WORKERS: pytest-xdist processes; --dist loadfile keeps a file's tests (and a
+# notebook's nbval cells) in one of them, in order (tests/conftest.py);
+# each torch in them, and in the notebook kernels they start, uses one thread, so two
+# workers on two cores do not stall each other's OpenMP threads. TEST_WORKERS=0: one process.
+TEST_WORKERS ?= 2
+test: data browser sandbox slurm
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile \
+	    --nbval-lax --nbval-current-env tests notebooks
 
 # LAB_ARGS: extra options, e.g. LAB_ARGS="--no-browser --port 8899"
 # MPLBACKEND is unset here: with Agg set in the environment the kernel would not switch to

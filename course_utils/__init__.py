@@ -13,7 +13,9 @@ follow it: a module imports only from its own layer or a lower one, with no cycl
     train     config (TrainConfig, presets) -> devices (AMP, channels_last, DDP, threads,
               seeding) ; schedule (LR via LambdaLR, plateau, early stop) ; checkpoint
               (run folder, resume) ; summary (what a run records) -> train (fit, run, CLI)
-    results   ablate (Table 1 runner; its tables in ablate_results) ; dense2net (the report's command line)
+    results   ablate (Table 1 runner; its tables in ablate_results; runs: one run in its
+              own process; launch: rows as Slurm jobs, a folder's status) ; dense2net (the
+              report's command line)
     widgets   callbacks (LivePlot) ; widgets (explorers) ; nb (notebook setup) ;
               classroom (student versions, grading) ; runbook (make course)
 

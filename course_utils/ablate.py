@@ -4,6 +4,8 @@
     python -m course_utils.ablate table1 --mode full --seeds 3 --jobs 1 --out runs/table1
     python -m course_utils.ablate table1 --rows dense2net dense2net_scale8 --mode full
     python -m course_utils.ablate list                                 # the rows and their settings
+    python -m course_utils.ablate table1 --mode full --launcher slurm --partition gpu --gpus-per-row 1
+    python -m course_utils.ablate status runs/table1_full              # queued, running, done, failed
 
 Every (row, seed) is one ``python -m course_utils.train`` process with its own folder
 ``OUT/<row>/seed<k>/`` (config.json, log.txt and the engine's files), so runs can go in
@@ -35,6 +37,11 @@ Modes:
 
 ``--notebook NB`` runs the same (row, seed) jobs as papermill batch jobs over a notebook
 instead of the command line (see :func:`run_table` for the parameters it injects).
+
+``--launcher slurm`` runs each (row, seed) not finished as a Slurm job through submitit
+(one job array), the same code on the same folder (:mod:`course_utils.launch`); the same
+command again reads finished runs back and resubmits the others, which resume.
+``status OUT`` shows every run's state, whichever launcher ran it.
 """
 
 from __future__ import annotations
@@ -52,7 +59,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
-from .files import atomic_write_text
+from .runs import read_json, run_one, same_run, tail
 from .train import PRESETS, ConfigError, TrainConfig, preset
 
 __all__ = ["AblationRow", "TABLE1", "GAP_ROWS", "TABLES", "MODE_RECIPES", "row_config",
@@ -233,75 +240,8 @@ def row_config(row: AblationRow, mode: str = "quick", seed: int = 0, *,
 # --------------------------------------------------------------------------------------
 
 
-def _read_json(p: Path) -> Optional[dict]:
-    try:
-        return json.loads(p.read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def _tail(p: Path, n: int = 6) -> str:
-    try:
-        lines = [ln for ln in p.read_text(errors="replace").splitlines() if ln.strip()]
-    except OSError:
-        return ""
-    return " | ".join(lines[-n:])[-600:]
-
-
-def _run_one(run_dir: Path, config: TrainConfig, force: bool, timeout: Optional[float],
-             notebook: Optional[Path] = None, kernel: str = "python3") -> dict:
-    """One run in its own process: ``python -m course_utils.train --config config.json``,
-    or, with `notebook`, papermill executing that notebook with the run's parameters."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    cfg = config.as_dict()
-    cfg["milestones"] = list(config.milestones)  # as given (fractions stay fractions)
-    summary_path = run_dir / "summary.json"
-    old = _read_json(summary_path)
-    if (old and old.get("status") in _DONE and not force
-            and _same_run(old.get("config", {}), config.as_dict())):
-        return {"status": old["status"], "summary": old, "reused": True, "seconds": 0.0}
-    atomic_write_text(run_dir / "config.json", json.dumps(cfg, indent=2) + "\n")
-    if notebook is None:
-        cmd = [sys.executable, "-m", "course_utils.train", "--config",
-               str(run_dir / "config.json"), "--out", str(run_dir), "--no-progress"]
-        # force: start over (a finished run's checkpoint would otherwise be resumed at its end)
-        cmd.append("--overwrite" if force else "--resume")
-    else:
-        if force:
-            cfg["overwrite"], cfg["resume"] = True, False
-        params = {"mode": config.mode, "dataset": config.dataset, "data_root": config.data_root,
-                  "seed": config.seed, "epochs": config.epochs, "device": config.device,
-                  "out_dir": str(run_dir), "train_config": json.dumps(cfg)}
-        cmd = [sys.executable, "-m", "papermill", str(notebook), str(run_dir / "executed.ipynb"),
-               "-y", json.dumps(params), "-k", kernel, "--cwd", str(Path(notebook).parent),
-               "--no-progress-bar"]
-    env = dict(os.environ, COURSE_PROGRESS="0", PYTHONUNBUFFERED="1")
-    if config.threads:
-        env["OMP_NUM_THREADS"] = str(config.threads)
-    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
-    t0 = time.perf_counter()
-    with open(run_dir / "log.txt", "ab") as log:
-        log.write(f"$ {' '.join(cmd)}\n".encode())
-        log.flush()
-        try:
-            rc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=str(REPO),
-                                env=env, timeout=timeout).returncode
-        except subprocess.TimeoutExpired:
-            rc = "timeout"
-    seconds = time.perf_counter() - t0
-    summary = _read_json(summary_path)
-    if rc == 0 and summary and summary.get("status") in _DONE:
-        return {"status": summary["status"], "summary": summary, "reused": False,
-                "seconds": seconds}
-    why = f"exit status {rc}" if rc != "timeout" else f"timed out after {timeout:.0f} s"
-    return {"status": "failed", "summary": summary, "reused": False, "seconds": seconds,
-            "error": f"{why}: {_tail(run_dir / 'log.txt')}"}
-
-
-def _same_run(a: dict, b: dict) -> bool:
-    keys = ("model", "model_args", "dataset", "mode", "epochs", "batch_size", "lr", "augment",
-            "cutout", "seed", "schedule", "train_size", "val_size", "test_size")
-    return all(json.dumps(a.get(k)) == json.dumps(b.get(k)) for k in keys)
+# One run in its own process, and reading a finished one back: course_utils/runs.py
+_read_json, _tail, _same_run, _run_one = read_json, tail, same_run, run_one
 
 
 def provenance(command: Optional[str] = None, device: str = "auto") -> dict:
@@ -359,13 +299,29 @@ def load_results(folder) -> dict:
     return res
 
 
+def _tasks(rows, seeds: int, mode: str, out: Path, dataset, overrides: dict) -> list[tuple]:
+    """(row, seed, TrainConfig) of every run, the costliest rows first (so that parallel
+    runs finish together)."""
+    tasks = []
+    for row in rows:
+        for seed in range(seeds):
+            cfg = row_config(row, mode, seed, dataset=dataset,
+                             out=str(out / row.name / f"seed{seed}"), **overrides)
+            tasks.append((row, seed, cfg))
+    order = {n: i for i, n in enumerate(_COST_ORDER)}
+    # a control row costs what the row it repeats costs
+    tasks.sort(key=lambda t: (order.get(t[0].name, order.get(t[0].baseline or "", -1))
+                              if t[0].seed_offset else order.get(t[0].name, -1), t[1]))
+    return tasks
+
+
 def run_table(rows: Sequence[AblationRow] = TABLE1, *, seeds: int = 1, mode: str = "quick",
               out="runs/table1", jobs: Optional[int] = None, dataset: Optional[str] = None,
               overrides: Optional[dict] = None, force: bool = False,
               timeout: Optional[float] = None, notebook=None, kernel: str = "python3",
               log: Callable[[str], None] = print, command: Optional[str] = None,
               title: str = "Dense2Net report, Table 1",
-              control: Optional[str] = None) -> list[dict]:
+              control: Optional[str] = None, cluster=None) -> list[dict]:
     """Run every (row, seed) not already finished, `jobs` at a time, and write the
     results (after each finished run). Returns summarize()'s rows; each row with a
     baseline among the rows carries the paired difference to it (diff_mean, diff_low,
@@ -379,6 +335,10 @@ def run_table(rows: Sequence[AblationRow] = TABLE1, *, seeds: int = 1, mode: str
     device, out_dir and train_config (the run's TrainConfig as JSON); the notebook must
     leave out_dir/summary.json, e.g. with
     ``course_utils.train.run(TrainConfig(**json.loads(train_config)))``.
+
+    cluster: a :class:`course_utils.launch.ClusterOptions` (checked): each run not
+    finished becomes a cluster job running the same code (``--launcher slurm``); None
+    runs them here.
     """
     if notebook is not None and not Path(notebook).is_file():
         raise ConfigError("notebook", str(notebook), "allowed: an existing .ipynb file")
@@ -392,8 +352,11 @@ def run_table(rows: Sequence[AblationRow] = TABLE1, *, seeds: int = 1, mode: str
     out = Path(out).resolve()  # the runs' processes start in the repository root
     out.mkdir(parents=True, exist_ok=True)
     overrides = dict(overrides or {})
-    if jobs > 1 and "threads" not in overrides and MODE_RECIPES[mode]["threads"] is None:
-        overrides["threads"] = max(1, (os.cpu_count() or 1) // jobs)
+    if "threads" not in overrides and MODE_RECIPES[mode]["threads"] is None:
+        if cluster is not None and cluster.cpus_per_row:  # a job's CPUs, not this machine's
+            overrides["threads"] = cluster.cpus_per_row
+        elif cluster is None and jobs > 1:
+            overrides["threads"] = max(1, (os.cpu_count() or 1) // jobs)
     rows = list(rows)
     if control is not None:
         base = next((r for r in rows if r.name == control), None)
@@ -401,16 +364,9 @@ def run_table(rows: Sequence[AblationRow] = TABLE1, *, seeds: int = 1, mode: str
             raise ConfigError("control", control, "allowed: one of the rows run: "
                               + ", ".join(r.name for r in rows))
         rows.append(control_row(base))
-    tasks = []
-    for row in rows:
-        for seed in range(seeds):
-            cfg = row_config(row, mode, seed, dataset=dataset,
-                             out=str(out / row.name / f"seed{seed}"), **overrides)
-            tasks.append((row, seed, cfg))
-    order = {n: i for i, n in enumerate(_COST_ORDER)}
-    # a control row costs what the row it repeats costs
-    tasks.sort(key=lambda t: (order.get(t[0].name, order.get(t[0].baseline or "", -1))
-                              if t[0].seed_offset else order.get(t[0].name, -1), t[1]))
+    tasks = _tasks(rows, seeds, mode, out, dataset, overrides)
+    if cluster is not None:
+        jobs = cluster.parallelism or len(tasks)
     results: dict[tuple[str, int], dict] = {}
     lock = threading.Lock()
     meta = {"title": title, "mode": mode, "seeds": seeds, "jobs": jobs, "note": MODE_RECIPES[mode]["note"],
@@ -419,31 +375,42 @@ def run_table(rows: Sequence[AblationRow] = TABLE1, *, seeds: int = 1, mode: str
             "provenance": provenance(command, overrides.get("device", "auto"))}
     t0 = time.perf_counter()
 
-    def one(task):
-        row, seed, cfg = task
-        try:
-            res = _run_one(Path(cfg.out), cfg, force, timeout,
-                           None if notebook is None else Path(notebook).resolve(), kernel)
-        except Exception as e:  # noqa: BLE001 - a broken run is a failed row, not a lost one
-            res = {"status": "failed", "summary": None, "seconds": 0.0,
-                   "error": f"{type(e).__name__}: {e}"}
+    def record(task, res):
+        row, seed, _ = task
         with lock:
             results[(row.name, seed)] = res
             acc = (res.get("summary") or {}).get("best_val_acc")
             log(f"[ablate] {row.name} seed {seed}: {res['status']}"
                 + (" (read back)" if res.get("reused") else f" in {res['seconds']:.0f} s")
+                + (f" (job {res['job_id']})" if res.get("job_id") else "")
                 + (f", best val acc {100 * acc:.2f}%" if acc is not None else "")
                 + (f" - {res['error']}" if res.get("error") else ""))
             _write_results(out, rows, seeds, results, dict(meta, wall_seconds=time.perf_counter() - t0))
-        return res
+
+    def one(task):
+        try:
+            res = _run_one(Path(task[2].out), task[2], force, timeout,
+                           None if notebook is None else Path(notebook).resolve(), kernel)
+        except Exception as e:  # noqa: BLE001 - a broken run is a failed row, not a lost one
+            res = {"status": "failed", "summary": None, "seconds": 0.0,
+                   "error": f"{type(e).__name__}: {e}"}
+        record(task, res)
 
     log(f"[ablate] {len(tasks)} runs ({len(rows)} rows x {seeds} seeds), mode {mode}, "
-        f"{jobs} at a time, in {out}")
-    with cf.ThreadPoolExecutor(max_workers=jobs) as pool:
-        list(pool.map(one, tasks))
+        + (f"{jobs} at a time" if cluster is None else f"as {cluster.launcher} jobs") + f", in {out}")
+    complete = True
+    if cluster is None:
+        with cf.ThreadPoolExecutor(max_workers=jobs) as pool:
+            list(pool.map(one, tasks))
+    else:
+        from .launch import run_on_cluster
+
+        complete = run_on_cluster(tasks, cluster, out, force=force, timeout=timeout,
+                                  notebook=notebook, kernel=kernel, record=record, meta=meta, log=log)
     meta["wall_seconds"] = time.perf_counter() - t0
     table = _write_results(out, rows, seeds, results, meta, chart=True)
-    log(f"[ablate] done in {meta['wall_seconds']:.0f} s: {out / 'results.md'}, {out / 'table1.png'}")
+    log(f"[ablate] {'done' if complete else 'submitted'} in {meta['wall_seconds']:.0f} s: "
+        f"{out / 'results.md'}, {out / 'table1.png'}")
     return table
 
 
@@ -459,9 +426,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         prog="python -m course_utils.ablate",
         description="The Dense2Net report's Table 1 ablation: run the rows, write the table "
                     "and the bar chart. Modes are described in the module docstring.")
-    ap.add_argument("command", choices=("table1", "gap", "list"),
+    ap.add_argument("command", choices=("table1", "gap", "list", "status"),
                     help="table1: the report's nine rows; gap: the DenseNet row under other "
-                         "recipes (the report's baseline gap); list: show both")
+                         "recipes (the report's baseline gap); list: show both; status OUT: "
+                         "the state of every run of a results folder (any launcher)")
+    ap.add_argument("folder", nargs="?", metavar="OUT", help="status: the results folder")
     ap.add_argument("--rows", nargs="+", metavar="ROW",
                     help="rows by name or position, or 'all' (default: table1 in quick mode "
                          "the three rows of the report's main claims, otherwise all); see 'list'")
@@ -484,7 +453,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--notebook", default=None,
                     help="run each row as a papermill batch job over this notebook (see run_table)")
     ap.add_argument("--kernel", default="python3", help="Jupyter kernel for --notebook")
+    _cluster_arguments(ap)
     a = ap.parse_args(argv)
+    if (a.command == "status") != (a.folder is not None):
+        ap.error("status takes the results folder: python -m course_utils.ablate status OUT"
+                 if a.command == "status" else f"unrecognized arguments: {a.folder}")
+    if a.command == "status":
+        from .launch import status_text
+
+        try:
+            print(status_text(a.folder), end="")
+        except FileNotFoundError as e:
+            ap.error(f"argument OUT: {e}")
+        return 0
     try:
         if a.mode not in MODE_RECIPES:
             raise ConfigError("mode", a.mode, f"allowed: {', '.join(MODE_RECIPES)}")
@@ -517,18 +498,57 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if a.timeout is not None and a.timeout <= 0:
             raise ConfigError("timeout", a.timeout, "allowed: seconds > 0")
         row_config(rows[0], a.mode, 0, dataset=a.dataset, **overrides)  # fail fast on bad values
+        cluster = _cluster(a)  # checked with the cluster before anything is submitted
         out = a.out or f"runs/{a.command}_{a.mode}"
-        table = run_table(rows, seeds=seeds, mode=a.mode, out=out, jobs=a.jobs,
+        table = run_table(rows, seeds=seeds, mode=a.mode, out=out,
+                          jobs=None if cluster is not None else a.jobs,
                           dataset=a.dataset, overrides=overrides, force=a.force,
                           timeout=a.timeout, notebook=a.notebook, kernel=a.kernel,
-                          title=TITLES[a.command], control=control,
+                          title=TITLES[a.command], control=control, cluster=cluster,
                           command="python -m course_utils.ablate " + " ".join(
                               shlex.quote(x) for x in (sys.argv[1:] if argv is None else argv)))
     except ConfigError as e:
         opt = {"data_root": "--data-root"}.get(e.param, "--" + e.param.replace("_", "-"))
         ap.error(f"argument {opt}: {e}")
     print((Path(out) / "results.md").read_text())
+    if cluster is not None and not cluster.wait:  # jobs still out are not failures
+        return 0 if not any(r["errors"] for r in table) else 1
     return 0 if all(r["status"] == "ok" for r in table) else 1
+
+
+def _cluster_arguments(ap: argparse.ArgumentParser) -> None:
+    g = ap.add_argument_group(
+        "cluster", "run each (row, seed) as a cluster job (course_utils/launch.py); the same "
+        "command again reads finished runs back and resubmits the others, which resume")
+    g.add_argument("--launcher", default="local", choices=("local", "slurm", "submitit-local"),
+                   help="local: on this machine (--jobs at a time); slurm: one Slurm job per "
+                        "row and seed through submitit (a job array); submitit-local: the same "
+                        "jobs as processes here (tries the cluster path without Slurm)")
+    g.add_argument("--partition", default=None,
+                   help="Slurm partition (default: the cluster's default partition)")
+    g.add_argument("--gpus-per-row", default=None, metavar="N|none",
+                   help="GPUs each row's job asks for (slurm default 1); 'none' for a CPU partition")
+    g.add_argument("--cpus-per-row", type=int, default=None, metavar="N",
+                   help="CPU cores each job asks for (default: the partition's); also the "
+                        "run's threads")
+    g.add_argument("--time", default=None,
+                   help="time limit of each job, Slurm's format (default 12:00:00); a row that "
+                        "needs longer is requeued and resumes")
+    g.add_argument("--slurm-arg", action="append", default=[], metavar="KEY=VALUE",
+                   help="another sbatch option, e.g. account=abc123 or qos=normal (repeatable)")
+    g.add_argument("--no-wait", action="store_true",
+                   help="submit and return; `status OUT` shows the jobs, the same command "
+                        "again collects them")
+
+
+def _cluster(a: argparse.Namespace):
+    """The launcher options (None: local), checked before anything is submitted."""
+    from .launch import check_cluster, cluster_options
+
+    opts = cluster_options(a.launcher, partition=a.partition, gpus_per_row=a.gpus_per_row,
+                           cpus_per_row=a.cpus_per_row, time=a.time, slurm_args=a.slurm_arg,
+                           no_wait=a.no_wait, jobs=None if a.launcher == "local" else a.jobs)
+    return None if opts is None else check_cluster(opts)
 
 
 if __name__ == "__main__":

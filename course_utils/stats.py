@@ -176,7 +176,7 @@ def control(values: Sequence[float], level: float = 0.95) -> Interval:
 
 
 def _fmt(x: float, digits: int) -> str:
-    return f"{x:+.{digits}f}"
+    return f"{round(x, digits) + 0.0:+.{digits}f}"   # + 0.0: a rounded -0.0 prints as +0.00
 
 
 def verdict(iv: Interval, what: str, unit: str = "", digits: int = 2) -> str:

@@ -368,3 +368,31 @@ def test_control_row_runs_other_seeds(tmp_path):
     assert "no interval" in by["densenet_control"]["verdict"]          # one seed: said so
     cfg = json.loads((tmp_path / "densenet_control" / "seed0" / "config.json").read_text())
     assert cfg.get("seed", cfg.get("config", {}).get("seed")) == 1000
+
+
+def test_the_test_split_is_reported_once_for_the_row_chosen_on_validation():
+    """Validation means: densenet 40, dense2net 43, the control 45 (a control is never a
+    candidate). Test accuracies exist for every run; only dense2net's (the best
+    non-control row on validation) may be shown: (30 + 32) / 2 = 31, std sqrt(2)."""
+    from course_utils.ablate import control_row, summarize
+    densenet, dense2net = select_rows(["densenet", "dense2net"])
+    ctrl = control_row(densenet)
+
+    def run(val, test):
+        r = _fake(val)
+        r["summary"]["test_acc"] = test / 100
+        return r
+    runs = {("densenet", 0): run(39, 50), ("densenet", 1): run(41, 52),
+            ("dense2net", 0): run(42, 30), ("dense2net", 1): run(44, 32),
+            ("densenet_control", 0): run(45, 60), ("densenet_control", 1): run(45, 61)}
+    table = {r["name"]: r for r in summarize([densenet, dense2net, ctrl], 2, runs)}
+    assert [k for k, r in table.items() if r["chosen"]] == ["dense2net"]
+    assert table["dense2net"]["ours_test_mean"] == pytest.approx(31.0)
+    assert table["dense2net"]["ours_test_std"] == pytest.approx(2 ** 0.5)
+    for k in ("densenet", "densenet_control"):
+        assert table[k]["ours_test_mean"] is None and table[k]["ours_test_std"] is None
+    md = results_markdown(list(table.values()), {"mode": "quick", "note": "n", "seeds": 2,
+                                                 "jobs": 1, "started": "now", "out": "o"})
+    assert "Chosen on validation: Dense2Net (43.00 ± 1.41)" in md
+    assert "measured once: 31.00 ± 1.41" in md
+    assert "51.00" not in md and "60.50" not in md    # no other row's test accuracy

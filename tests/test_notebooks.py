@@ -136,7 +136,8 @@ def test_full_mode_code_path_on_a_tiny_budget(path, tmp_path):
     """Full mode is meant for a GPU; here its code path (full-mode sweep points, latency
     runs, schedule) runs on the CPU with every split capped at a few hundred images. On
     Fashion-MNIST, whose full copy (Debian's package) is at hand where CIFAR-10's is not."""
-    _, out_dir = _run(path, tmp_path, mode="full", epochs=1, subset=200, seed=1,
+    # two seeds: the studies' interval code runs, a third would add time and no code path
+    _, out_dir = _run(path, tmp_path, mode="full", epochs=1, subset=200, seed=1, seeds=2,
                       dataset="fashion_mnist")
     head = json.loads((out_dir / "headline.json").read_text())
     assert head["mode"] == "full" and "full mode, subset: 200 train" in head["note"]

@@ -74,3 +74,13 @@ def test_bad_values_are_named():
         stats.t_interval([1.0, float("nan")])
     with pytest.raises(ValueError, match="level"):
         stats.t_interval([1.0, 2.0], level=95)
+
+
+def test_a_difference_that_rounds_to_zero_prints_without_a_minus_sign():
+    """Both sides sum to 106.02, yet the mean difference comes out as about -2.4e-15 in
+    floating point: the sentence says +0.00, not -0.00."""
+    iv = stats.paired_interval({0: 34.77, 1: 38.65, 2: 32.6}, {0: 38.05, 1: 35.49, 2: 32.48})
+    assert -1e-9 < iv.mean < 0
+    line = stats.verdict(iv, "a minus b", " points")
+    assert "a minus b: +0.00 points" in line and "-0.00" not in line
+    assert "+1.00" in stats.verdict(stats.paired_interval({0: 1.0, 1: 2.0}, {0: 2.0, 1: 3.0}), "x")
