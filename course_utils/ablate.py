@@ -178,6 +178,22 @@ MODE_RECIPES: dict[str, dict] = {
         note="NOT comparable with the report: reduced-width DenseNet/Dense2Net (k=12, "
              "blocks 4-4-4)",
     ),
+    # The reference scale (issue 17), between quick and full: computed once on a 2-core
+    # CPU and stored with its provenance in data/reference/, shown by the lessons. The
+    # reduced-width models on a class-balanced pool of the full CIFAR-10 (the JPEG copy:
+    # COURSE_DATA), validation carved from the training set by seed, the whole 10,000-image
+    # test set; trained to the end of a cosine schedule, so that the no-augmentation rows
+    # overfit and the baseline's validation accuracy settles (README: the reference scale).
+    "reference": dict(
+        models={"densenet": "densenet_tiny", "dense2net": "dense2net_tiny"},
+        dataset="cifar10",
+        # amp="off": fp32 on every machine, so that a rerun elsewhere repeats these numbers
+        config=dict(mode="full", train_size=4000, val_size=2000, epochs=20, batch_size=64,
+                    schedule="cosine", amp="off"),
+        jobs=2, threads=1, rows=None, seeds=3, control="densenet",
+        note="the reference scale, NOT comparable with the report: reduced-width "
+             "DenseNet/Dense2Net (k=12, blocks 4-4-4) on part of CIFAR-10",
+    ),
     "smoke": dict(
         models={"densenet": "densenet_tiny", "dense2net": "dense2net_tiny"},
         dataset="cifar10",
@@ -299,14 +315,16 @@ def load_results(folder) -> dict:
     return res
 
 
-def _tasks(rows, seeds: int, mode: str, out: Path, dataset, overrides: dict) -> list[tuple]:
-    """(row, seed, TrainConfig) of every run, the costliest rows first (so that parallel
-    runs finish together)."""
+def _tasks(rows, seeds: int, mode: str, out: Path, dataset, overrides: dict,
+           first_seed: int = 0) -> list[tuple]:
+    """(row, k, TrainConfig) of every run, k = 0 .. seeds-1 training with seed first_seed + k
+    in the folder OUT/<row>/seed<first_seed + k>; the costliest rows first (so that
+    parallel runs finish together)."""
     tasks = []
     for row in rows:
         for seed in range(seeds):
-            cfg = row_config(row, mode, seed, dataset=dataset,
-                             out=str(out / row.name / f"seed{seed}"), **overrides)
+            cfg = row_config(row, mode, first_seed + seed, dataset=dataset,
+                             out=str(out / row.name / f"seed{first_seed + seed}"), **overrides)
             tasks.append((row, seed, cfg))
     order = {n: i for i, n in enumerate(_COST_ORDER)}
     # a control row costs what the row it repeats costs
@@ -321,7 +339,7 @@ def run_table(rows: Sequence[AblationRow] = TABLE1, *, seeds: int = 1, mode: str
               timeout: Optional[float] = None, notebook=None, kernel: str = "python3",
               log: Callable[[str], None] = print, command: Optional[str] = None,
               title: str = "Dense2Net report, Table 1",
-              control: Optional[str] = None, cluster=None) -> list[dict]:
+              control: Optional[str] = None, cluster=None, first_seed: int = 0) -> list[dict]:
     """Run every (row, seed) not already finished, `jobs` at a time, and write the
     results (after each finished run). Returns summarize()'s rows; each row with a
     baseline among the rows carries the paired difference to it (diff_mean, diff_low,
@@ -329,6 +347,7 @@ def run_table(rows: Sequence[AblationRow] = TABLE1, *, seeds: int = 1, mode: str
 
     control: the name of one of the rows to run again with other seeds (seed k + 1000) as
     the row "<name>_control", compared with it like any other row: the noise floor.
+    first_seed: the seeds are first_seed, first_seed + 1, ... (default 0).
 
     notebook: run each (row, seed) as a papermill batch job over this notebook instead
     of the command line. Papermill injects mode, dataset, data_root, seed, epochs,
@@ -346,6 +365,8 @@ def run_table(rows: Sequence[AblationRow] = TABLE1, *, seeds: int = 1, mode: str
         raise ConfigError("mode", mode, f"allowed: {', '.join(MODE_RECIPES)}")
     if not isinstance(seeds, int) or seeds < 1:
         raise ConfigError("seeds", seeds, "allowed: an integer >= 1")
+    if isinstance(first_seed, bool) or not isinstance(first_seed, int) or first_seed < 0:
+        raise ConfigError("first_seed", first_seed, "allowed: an integer >= 0")
     jobs = MODE_RECIPES[mode]["jobs"] if jobs is None else jobs
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise ConfigError("jobs", jobs, "allowed: an integer >= 1 (runs at a time)")
@@ -364,12 +385,12 @@ def run_table(rows: Sequence[AblationRow] = TABLE1, *, seeds: int = 1, mode: str
             raise ConfigError("control", control, "allowed: one of the rows run: "
                               + ", ".join(r.name for r in rows))
         rows.append(control_row(base))
-    tasks = _tasks(rows, seeds, mode, out, dataset, overrides)
+    tasks = _tasks(rows, seeds, mode, out, dataset, overrides, first_seed)
     if cluster is not None:
         jobs = cluster.parallelism or len(tasks)
     results: dict[tuple[str, int], dict] = {}
     lock = threading.Lock()
-    meta = {"title": title, "mode": mode, "seeds": seeds, "jobs": jobs, "note": MODE_RECIPES[mode]["note"],
+    meta = {"title": title, "mode": mode, "seeds": seeds, "first_seed": first_seed, "jobs": jobs, "note": MODE_RECIPES[mode]["note"],
             "started": time.strftime("%Y-%m-%d %H:%M:%S"), "out": str(out),
             "overrides": {k: v for k, v in overrides.items() if k != "threads"},
             "provenance": provenance(command, overrides.get("device", "auto"))}
@@ -435,7 +456,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                     help="rows by name or position, or 'all' (default: table1 in quick mode "
                          "the three rows of the report's main claims, otherwise all); see 'list'")
     ap.add_argument("--seeds", type=int, default=None,
-                    help="seeds per row, 0, 1, ... (default: quick 3, otherwise 1)")
+                    help="seeds per row (default: quick and reference 3, otherwise 1)")
+    ap.add_argument("--first-seed", type=int, default=0,
+                    help="the first of them: seeds FIRST, FIRST+1, ... (default 0)")
     ap.add_argument("--control", default=None, metavar="ROW",
                     help="also run ROW with other seeds and compare it with ROW: the noise "
                          "floor (default: table1 in quick mode densenet, where it is among the "
@@ -505,6 +528,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                           dataset=a.dataset, overrides=overrides, force=a.force,
                           timeout=a.timeout, notebook=a.notebook, kernel=a.kernel,
                           title=TITLES[a.command], control=control, cluster=cluster,
+                          first_seed=a.first_seed,
                           command="python -m course_utils.ablate " + " ".join(
                               shlex.quote(x) for x in (sys.argv[1:] if argv is None else argv)))
     except ConfigError as e:

@@ -24,9 +24,10 @@ def _mean_std(xs: list[float]) -> tuple[Optional[float], Optional[float]]:
     return statistics.fmean(xs), (statistics.stdev(xs) if len(xs) > 1 else None)
 
 
-def summarize(rows: Sequence, seeds: int, results: dict) -> list[dict]:
+def summarize(rows: Sequence, seeds: int, results: dict, first_seed: int = 0) -> list[dict]:
     """One dict per row: report numbers, ours (mean, std over finished seeds, percent),
-    difference, params, MACs, data source, mode, status and errors."""
+    difference, params, MACs, data source, mode, status and errors. `results` is keyed by
+    (row name, k), k = 0 .. seeds-1, the run that trained with seed first_seed + k."""
     table = []
     for row in rows:
         runs = [results.get((row.name, s)) for s in range(seeds)]
@@ -73,7 +74,7 @@ def summarize(rows: Sequence, seeds: int, results: dict) -> list[dict]:
             "val_by_seed": val_by_seed, "gap_by_seed": gap_by_seed,
             "gap_mean": _mean_std(list(gap_by_seed.values()))[0],
             "gap_std": _mean_std(list(gap_by_seed.values()))[1], "baseline": row.baseline,
-            "train_seeds": [s + row.seed_offset for s in range(seeds)],
+            "train_seeds": [first_seed + s + row.seed_offset for s in range(seeds)],
         })
     _compare(table)
     _choose(table, [row for row in rows if not row.seed_offset])
@@ -216,7 +217,7 @@ def results_markdown(table: list[dict], meta: dict) -> str:
 
 
 def _write_results(out: Path, rows, seeds, results, meta, chart: bool = False) -> list[dict]:
-    table = summarize(rows, seeds, results)
+    table = summarize(rows, seeds, results, meta.get("first_seed", 0))
     atomic_write_text(out / "results.json", json.dumps({"meta": meta, "rows": table}, indent=2) + "\n")
     atomic_write_text(out / "results.md", results_markdown(table, meta))
     buf = io.StringIO()

@@ -157,10 +157,17 @@ class Study:
         """One sentence per compared label (stats.verdict), the control's first."""
         self._need(baseline, "baseline")
         unit = " points"
-        order = [k for k in self.runs if k in self.controls] + \
-                [k for k in self.runs if k not in self.controls and k != baseline]
-        return [stats.verdict(self.difference(baseline, k, metric), f"{k} minus {baseline}", unit)
-                for k in order]
+        lines = []
+        for k in [k for k in self.runs if k in self.controls]:
+            iv = self.difference(baseline, k, metric)
+            lines.append(stats.verdict(iv, f"{k} minus {baseline}", unit))
+            if iv.excludes_zero:   # the same configuration: this "difference" is noise
+                lines.append(f"  {k} is {baseline} again with other seeds, so this interval "
+                             "excluding 0 is a false alarm, of the kind a 95% interval gives "
+                             "about 1 time in 20: read every verdict below with that in mind "
+                             "(more seeds make such alarms rarer and the intervals narrower).")
+        return lines + [stats.verdict(self.difference(baseline, k, metric), f"{k} minus {baseline}", unit)
+                        for k in self.runs if k not in self.controls and k != baseline]
 
     # ---- choosing and testing ------------------------------------------------------
     def choose(self, metric: str = "val_acc") -> str:

@@ -437,7 +437,7 @@ def _submit(submit: list, opts: ClusterOptions, out: Path, force: bool, timeout,
               + (f" (after job {old['job_id']})" if old and old.get("job_id") else ""))
         watches.append(_Watch(task, info["job_id"], opts.launcher))
     log(f"[ablate] submitted {len(jobs)} {opts.launcher} job(s): "
-        + ", ".join(f"{t[0].name}/seed{t[1]} {w.job_id}" for (t, _), w in zip(submit, watches)))
+        + ", ".join(f"{t[0].name}/{Path(t[2].out).name} {w.job_id}" for (t, _), w in zip(submit, watches)))
     return watches
 
 
@@ -509,7 +509,7 @@ def run_on_cluster(tasks: list, opts: ClusterOptions, out: Path, *, force: bool,
     for row, seed, cfg in tasks:
         info = read_json(Path(cfg.out) / "job.json") or {}
         if info.get("job_id"):
-            jobs[f"{row.name}/seed{seed}"] = info["job_id"]
+            jobs[f"{row.name}/{Path(cfg.out).name}"] = info["job_id"]
     meta["launcher"] = opts.describe()
     meta["provenance"].update(launcher=opts.launcher, jobs=jobs, device=f"{opts.launcher} jobs")
 
@@ -539,8 +539,9 @@ def run_on_cluster(tasks: list, opts: ClusterOptions, out: Path, *, force: bool,
 def _run_dirs(out: Path) -> list[tuple[str, int, Path]]:
     found = {}
     res = read_json(out / "results.json") or {}
+    first = int((res.get("meta") or {}).get("first_seed") or 0)
     for r in res.get("rows", []):
-        for s in range(int(r.get("seeds") or 0)):
+        for s in range(first, first + int(r.get("seeds") or 0)):
             found[(r["name"], s)] = out / r["name"] / f"seed{s}"
     for d in sorted(out.glob("*/seed*")):
         if d.is_dir() and d.name[4:].isdigit() and not d.parent.name.startswith("_"):

@@ -396,3 +396,23 @@ def test_the_test_split_is_reported_once_for_the_row_chosen_on_validation():
     assert "Chosen on validation: Dense2Net (43.00 ± 1.41)" in md
     assert "measured once: 31.00 ± 1.41" in md
     assert "51.00" not in md and "60.50" not in md    # no other row's test accuracy
+
+
+def test_first_seed_moves_every_run_and_the_control_with_it(tmp_path):
+    """A notebook's `seed` parameter reaches the runs: seeds first_seed + k, each in the
+    folder seed<its seed>; the control trains with those + 1000 and is paired by k."""
+    table = run_table(select_rows(["densenet"]), seeds=2, first_seed=5, mode="smoke",
+                      out=tmp_path, dataset="synthetic", control="densenet", log=lambda *_: None,
+                      overrides={"train_size": 80, "val_size": 40, "test_size": 40})
+    by = {r["name"]: r for r in table}
+    assert by["densenet"]["train_seeds"] == [5, 6]
+    assert by["densenet_control"]["train_seeds"] == [1005, 1006]
+    for row, folder, seed in (("densenet", "seed5", 5), ("densenet", "seed6", 6),
+                              ("densenet_control", "seed5", 1005)):
+        cfg = json.loads((tmp_path / row / folder / "config.json").read_text())
+        assert cfg["seed"] == seed, (row, folder)
+    assert not (tmp_path / "densenet" / "seed0").exists()
+    assert by["densenet_control"]["diff_n"] == 2
+    with pytest.raises(ConfigError) as e:
+        run_table(select_rows(["densenet"]), first_seed=-1, mode="smoke", out=tmp_path / "x")
+    assert e.value.param == "first_seed"

@@ -122,3 +122,17 @@ def test_groups_feed_seed_curves(study):
     ys = [[100 * r["val_acc"] for r in h] for h in groups["narrow"]]
     mean = [sum(c) / len(c) for c in zip(*ys)]
     assert list(ax.lines[0].get_ydata()) == pytest.approx(mean)
+
+
+def test_a_control_whose_interval_excludes_zero_is_called_a_false_alarm():
+    # control minus baseline: 2, 2.5, 1.5 -> mean 2, sd 0.5, half-width 4.302653 * 0.5 / sqrt(3)
+    # = 1.242, so [0.76, 3.24] excludes 0 although the configuration is the same
+    st = _fake_study({"base": [40, 42, 44], "variant": [41, 41, 45],
+                      "base (control: seeds +1000)": [42, 44.5, 45.5]})
+    st.controls["base (control: seeds +1000)"] = "base"
+    lines = st.verdicts("base")
+    assert "excludes 0" in lines[0] and "false alarm" in lines[1] and "1 time in 20" in lines[1]
+    assert lines[2].startswith("variant minus base")
+    quiet = _fake_study({"base": [40, 42, 44], "base (control: seeds +1000)": [41, 41, 45]})
+    quiet.controls["base (control: seeds +1000)"] = "base"
+    assert len(quiet.verdicts("base")) == 1 and "false alarm" not in quiet.verdicts("base")[0]

@@ -102,7 +102,7 @@ LAYERS = (
     ("data", {"datafiles", "sample", "data"}),
     ("models", {"layers", "dense_layers", "models", "profile"}),
     ("train", {"config", "devices", "schedule", "checkpoint", "summary", "train"}),
-    ("results", {"ablate", "ablate_results", "runs", "launch", "dense2net", "compare"}),
+    ("results", {"ablate", "ablate_results", "runs", "launch", "dense2net", "compare", "reference"}),
     ("widgets and notebooks", {"callbacks", "widgets", "nb", "classroom", "sandbox", "runbook"}),
 )
 

@@ -1,0 +1,253 @@
+"""Reference results: runs trained once at the reference scale, stored small, shown by the
+lessons without retraining (issue 17).
+
+    python -m course_utils.ablate table1 --mode reference --out build/reference/table1
+    python -m course_utils.reference publish build/reference/table1 data/reference/table1 \\
+        --checkpoint densenet/seed0
+    python -m course_utils.reference show data/reference/table1
+    python -m course_utils.reference first-epoch data/reference/table1/densenet/seed0
+    python -m course_utils.reference check-checkpoints data/reference/table1
+
+``publish`` copies, for every finished run of a results folder that the ablation runner
+wrote, what a lesson reads (config.json, metrics.jsonl, summary.json) and writes a
+results.json beside them with the provenance of the run (date, machine, device, torch
+version, git commit, the command, the seed). The folder's own results.json/.md come along.
+Checkpoints are left out, except those named with ``--checkpoint``: the run's final weights
+only (no optimizer state), at most 1 MB each, with the test accuracy they were measured at.
+
+``load(name)`` is what a lesson calls; a missing or incomplete folder raises
+:class:`ReferenceMissing` with a message the lesson prints before it goes on without.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+from typing import Optional, Sequence
+
+from .ablate import PROVENANCE_KEYS, REPO, load_results
+from .files import atomic_write_text
+
+__all__ = ["REFERENCE_DIR", "ReferenceMissing", "load", "publish", "first_epoch",
+           "check_checkpoint", "MAX_CHECKPOINT_BYTES"]
+
+REFERENCE_DIR = REPO / "data" / "reference"
+MAX_CHECKPOINT_BYTES = 1_000_000   # the repository's exception for weights a lesson inspects
+MAX_ALL_CHECKPOINTS = 5_000_000
+RUN_FILES = ("config.json", "metrics.jsonl", "summary.json")
+DONE = ("completed", "early_stopped", "time_limit")
+
+
+class ReferenceMissing(FileNotFoundError):
+    """A reference folder that is not there, or lacks its provenance."""
+
+
+def load(name: str, root: Optional[Path] = None) -> dict:
+    """The stored results folder `name` (e.g. "table1"): load_results's dict (meta, rows)
+    plus "runs": {(row, seed): {"summary", "metrics", "results"}} read from its run folders."""
+    folder = Path(root or REFERENCE_DIR) / name
+    try:
+        res = load_results(folder)
+    except (FileNotFoundError, ValueError) as e:
+        raise ReferenceMissing(f"reference results {name!r} cannot be shown: {e}") from None
+    runs = {}
+    for summary in sorted(folder.glob("*/seed*/summary.json")):
+        d = summary.parent
+        seed = int(d.name.removeprefix("seed"))
+        runs[(d.parent.name, seed)] = {
+            "summary": json.loads(summary.read_text()),
+            "metrics": [json.loads(x) for x in (d / "metrics.jsonl").read_text().splitlines() if x.strip()],
+            "results": json.loads((d / "results.json").read_text()) if (d / "results.json").is_file() else None,
+        }
+    res["runs"] = runs
+    return res
+
+
+def _run_results(meta: dict, row: str, seed: int, summary: dict, run_dir: str) -> dict:
+    prov = dict(meta.get("provenance") or {})
+    cfg = summary.get("config") or {}
+    prov.update(seed=cfg.get("seed"), table_seed=seed, precision=summary.get("precision"),
+                run_command=f"python -m course_utils.train --config {run_dir}/config.json "
+                            f"--out {run_dir} --resume")
+    return {"row": row, "seed": seed, "status": summary.get("status"),
+            "best_val_acc": summary.get("best_val_acc"),
+            "train_acc_at_best": summary.get("train_acc_at_best"),
+            "final_val_acc": summary.get("final_val_acc"), "test_acc": summary.get("test_acc"),
+            "test_images": summary.get("test_images"), "epochs_run": summary.get("epochs_run"),
+            "train_seconds_total": summary.get("train_seconds_total"),
+            "data": (summary.get("data") or {}).get("label"), "provenance": prov}
+
+
+def _weights(run_dir: Path, summary: dict) -> dict:
+    """The run's final model weights (what test_acc was measured with) and how to rebuild it."""
+    import torch
+
+    from .checkpoint import load_checkpoint
+
+    ck = load_checkpoint(run_dir / "checkpoint.pt")
+    cfg = summary.get("config") or {}
+    state = {k: v.detach().clone().contiguous() for k, v in ck["model"].items()}
+    return {"model": state, "model_name": cfg.get("model"), "model_args": cfg.get("model_args") or {},
+            "test_acc": summary.get("test_acc"), "test_images": summary.get("test_images"),
+            "torch": str(torch.__version__)}
+
+
+def publish(runs, into, *, checkpoints: Sequence[str] = (), log=print) -> dict:
+    """Copy a results folder's finished runs into `into` (see the module docstring);
+    returns {"runs": n, "checkpoints": [paths], "bytes": total}. Nothing is written
+    unless every named checkpoint fits the size limits."""
+    import io
+
+    import torch
+
+    from .files import atomic_write_bytes
+
+    runs, into = Path(runs), Path(into)
+    res = load_results(runs)   # refuses a folder without provenance
+    meta = res["meta"]
+    blobs = {}
+    for name in checkpoints:
+        row, _, seed = name.partition("/")
+        run_dir = runs / row / seed
+        summary = json.loads((run_dir / "summary.json").read_text())
+        buf = io.BytesIO()
+        torch.save(_weights(run_dir, summary), buf)
+        if buf.tell() > MAX_CHECKPOINT_BYTES:
+            raise ValueError(f"checkpoint {name!r}: {buf.tell():,} bytes; allowed: at most "
+                             f"{MAX_CHECKPOINT_BYTES:,} (the repository's limit for a lesson's weights)")
+        blobs[name] = buf.getvalue()
+    if sum(map(len, blobs.values())) > MAX_ALL_CHECKPOINTS:
+        raise ValueError(f"checkpoints {sorted(blobs)}: {sum(map(len, blobs.values())):,} bytes "
+                         f"in all; allowed: at most {MAX_ALL_CHECKPOINTS:,}")
+    n = 0
+    for summary_path in sorted(runs.glob("*/seed*/summary.json")):
+        d = summary_path.parent
+        summary = json.loads(summary_path.read_text())
+        if summary.get("status") not in DONE:
+            continue
+        rel = f"{d.parent.name}/{d.name}"
+        dest = into / rel
+        dest.mkdir(parents=True, exist_ok=True)
+        for f in RUN_FILES:
+            atomic_write_text(dest / f, (d / f).read_text())
+        seed = int(d.name.removeprefix("seed"))
+        atomic_write_text(dest / "results.json", json.dumps(
+            _run_results(meta, d.parent.name, seed, summary, rel), indent=2) + "\n")
+        n += 1
+    for name, blob in blobs.items():
+        atomic_write_bytes(into / name / "model.pt", blob)
+    for f in ("results.json", "results.md", "results.csv", "table1.png"):
+        if (runs / f).is_file():
+            atomic_write_bytes(into / f, (runs / f).read_bytes())
+    total = sum(p.stat().st_size for p in into.rglob("*") if p.is_file())
+    log(f"[reference] {n} runs and {len(blobs)} checkpoint(s) into {into} ({total:,} bytes)")
+    return {"runs": n, "checkpoints": [str(into / k / "model.pt") for k in blobs], "bytes": total}
+
+
+def _config(run_dir: Path, data_root=None):
+    """The run's TrainConfig, from its config.json (no folder, nothing written)."""
+    from .config import TrainConfig
+
+    cfg = json.loads((run_dir / "config.json").read_text())
+    kw = {k: v for k, v in cfg.items() if k in TrainConfig.__dataclass_fields__}
+    kw.update(out=None, resume=False, overwrite=False, progress=False, verbose=False)
+    if data_root is not None:
+        kw["data_root"] = str(data_root)
+    return TrainConfig(**kw)
+
+
+def check_checkpoint(run_dir, data_root=None) -> dict:
+    """Rebuild a stored checkpoint's model from its run's config, load its weights
+    (weights_only) and evaluate it on the run's test split; {"stored", "measured", "images"}."""
+    import torch
+
+    from .train import evaluate, make_data, make_model
+
+    run_dir = Path(run_dir)
+    ck = torch.load(run_dir / "model.pt", map_location="cpu", weights_only=True)
+    config = _config(run_dir, data_root)
+    data = make_data(config)
+    model = make_model(config, data.info.num_classes, data.info.in_chans)
+    model.load_state_dict(ck["model"])
+    m = evaluate(model, data.test)
+    return {"stored": ck["test_acc"], "measured": m["acc"], "images": m["images"]}
+
+
+class _StopAfterFirst(Exception):
+    pass
+
+
+def first_epoch(run_dir, data_root=None) -> dict:
+    """Train the first epoch of a stored run again from its config.json (in this process,
+    nothing written) and return {"stored": first metrics line, "measured": this one}."""
+    from .train import run as train_run
+
+    run_dir = Path(run_dir)
+    stored = json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[0])
+    seen = {}
+
+    class Stop:   # a callback: fit calls the hooks it has (course_utils.callbacks)
+        def on_epoch_end(self, record, history):
+            seen.update(record)
+            raise _StopAfterFirst
+
+    try:
+        train_run(_config(run_dir, data_root), callbacks=[Stop()])
+    except _StopAfterFirst:
+        pass
+    return {"stored": stored, "measured": seen}
+
+
+def show(name_or_folder) -> str:
+    p = Path(name_or_folder)
+    folder = p if p.is_dir() else REFERENCE_DIR / str(name_or_folder)
+    return (folder / "results.md").read_text()
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m course_utils.reference",
+                                 description="Publish, show and check the stored reference results.")
+    sub = ap.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("publish", help="copy a results folder's finished runs into the repository")
+    p.add_argument("runs")
+    p.add_argument("into")
+    p.add_argument("--checkpoint", action="append", default=[], metavar="ROW/seedK",
+                   help="also store this run's final weights (at most 1 MB)")
+    p = sub.add_parser("show", help="print a stored folder's results.md")
+    p.add_argument("folder")
+    p = sub.add_parser("first-epoch", help="train a stored run's first epoch again and compare")
+    p.add_argument("run_dir")
+    p.add_argument("--data-root", default=None)
+    p = sub.add_parser("check-checkpoints", help="re-evaluate every stored checkpoint of a folder")
+    p.add_argument("folder")
+    p.add_argument("--data-root", default=None)
+    a = ap.parse_args(argv)
+    if a.command == "publish":
+        publish(a.runs, a.into, checkpoints=a.checkpoint)
+    elif a.command == "show":
+        print(show(a.folder))
+    elif a.command == "first-epoch":
+        r = first_epoch(a.run_dir, a.data_root)
+        bad = 0
+        for k in ("train_loss", "train_acc", "val_loss", "val_acc"):
+            s, m = r["stored"].get(k), r["measured"].get(k)
+            same = s is not None and m is not None and abs(s - m) <= 1e-6 * max(1.0, abs(s))
+            bad += not same
+            print(f"{k:10s} stored {s!r:>22}  now {m!r:>22}  {'same' if same else 'DIFFERENT'}")
+        return 1 if bad else 0
+    else:
+        bad = 0
+        for ck in sorted(Path(a.folder).glob("*/seed*/model.pt")):
+            r = check_checkpoint(ck.parent, a.data_root)
+            same = r["stored"] == r["measured"]
+            bad += not same
+            print(f"{ck.parent}: stored {r['stored']!r}, measured {r['measured']!r} on "
+                  f"{r['images']} test images: {'same' if same else 'DIFFERENT'}")
+        return 1 if bad else 0
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
