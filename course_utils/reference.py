@@ -80,17 +80,38 @@ def _run_results(meta: dict, row: str, seed: int, summary: dict, run_dir: str) -
             "data": (summary.get("data") or {}).get("label"), "provenance": prov}
 
 
+def _sample_test(model, config) -> Optional[dict]:
+    """The model on every test image of the CIFAR-10 sample in git (what CI can check);
+    None for a run on another dataset."""
+    from .data import get_loaders
+    from .train import evaluate
+
+    if config.dataset != "cifar10":
+        return None
+    data = get_loaders("cifar10", mode="quick", seed=0, train_size=10, val_size=10, test_size=2000)
+    return evaluate(model, data.test)
+
+
 def _weights(run_dir: Path, summary: dict) -> dict:
-    """The run's final model weights (what test_acc was measured with) and how to rebuild it."""
+    """The run's final model weights (what test_acc was measured with), how to rebuild it,
+    and its accuracy on the sample's test images."""
     import torch
 
     from .checkpoint import load_checkpoint
+    from .train import make_data, make_model
 
     ck = load_checkpoint(run_dir / "checkpoint.pt")
     cfg = summary.get("config") or {}
     state = {k: v.detach().clone().contiguous() for k, v in ck["model"].items()}
+    config = _config(run_dir)
+    info = make_data(config).info   # the data the run trained on (so: at hand when publishing)
+    model = make_model(config, info.num_classes, info.in_chans)
+    model.load_state_dict(state)
+    sample = _sample_test(model, config)
     return {"model": state, "model_name": cfg.get("model"), "model_args": cfg.get("model_args") or {},
             "test_acc": summary.get("test_acc"), "test_images": summary.get("test_images"),
+            "sample_test_acc": None if sample is None else sample["acc"],
+            "sample_test_images": None if sample is None else sample["images"],
             "torch": str(torch.__version__)}
 
 
@@ -158,16 +179,26 @@ def _config(run_dir: Path, data_root=None):
     return TrainConfig(**kw)
 
 
-def check_checkpoint(run_dir, data_root=None) -> dict:
+def check_checkpoint(run_dir, data_root=None, split: str = "test") -> dict:
     """Rebuild a stored checkpoint's model from its run's config, load its weights
-    (weights_only) and evaluate it on the run's test split; {"stored", "measured", "images"}."""
+    (weights_only) and evaluate it: split "test", on the run's test split (for the
+    reference runs the full CIFAR-10 test set), or "sample", on the test images of the
+    CIFAR-10 sample in git; {"stored", "measured", "images"}."""
     import torch
 
     from .train import evaluate, make_data, make_model
 
+    if split not in ("test", "sample"):
+        raise ValueError(f"split: {split!r}; allowed: 'test', 'sample'")
     run_dir = Path(run_dir)
     ck = torch.load(run_dir / "model.pt", map_location="cpu", weights_only=True)
     config = _config(run_dir, data_root)
+    if split == "sample":
+        model = make_model(config, 10, 3)
+        model.load_state_dict(ck["model"])
+        m = _sample_test(model, config)
+        return {"stored": ck.get("sample_test_acc"), "measured": m and m["acc"],
+                "images": m and m["images"]}
     data = make_data(config)
     model = make_model(config, data.info.num_classes, data.info.in_chans)
     model.load_state_dict(ck["model"])

@@ -9,6 +9,7 @@ import pytest
 
 from course_utils import reference
 from course_utils.ablate import run_table, select_rows
+from conftest import needs_full_cifar10
 
 
 @pytest.fixture(scope="module")
@@ -67,3 +68,28 @@ def test_an_oversized_checkpoint_is_refused_before_anything_is_written(published
     with pytest.raises(ValueError, match="at most 1,000"):
         reference.publish(tmp / "runs", tmp / "ref2", checkpoints=["densenet/seed0"], log=lambda *_: None)
     assert not (tmp / "ref2").exists()
+
+
+def test_check_checkpoint_names_a_bad_split(published):
+    tmp, _ = published
+    with pytest.raises(ValueError, match="split: 'train'"):
+        reference.check_checkpoint(tmp / "ref" / "table1" / "densenet" / "seed0", split="train")
+
+
+# The checkpoints committed in data/reference/ (README: Reference results): each gives,
+# reloaded with weights_only, the accuracy stored beside it, on the test images of the
+# CIFAR-10 sample in git (in CI) and on the full test set (where the full copy is at hand).
+STORED = sorted((reference.REFERENCE_DIR).glob("*/*/seed*/model.pt"))
+
+
+@pytest.mark.parametrize("ck", STORED, ids=[str(p.parent.relative_to(reference.REFERENCE_DIR)) for p in STORED])
+def test_a_stored_checkpoint_gives_its_stored_accuracy_on_the_sample(ck, one_torch_thread):
+    r = reference.check_checkpoint(ck.parent, split="sample")
+    assert r["images"] == 2000 and r["stored"] is not None and r["measured"] == r["stored"]
+
+
+@needs_full_cifar10
+@pytest.mark.parametrize("ck", STORED, ids=[str(p.parent.relative_to(reference.REFERENCE_DIR)) for p in STORED])
+def test_a_stored_checkpoint_gives_its_stored_test_accuracy(ck, one_torch_thread):
+    r = reference.check_checkpoint(ck.parent)
+    assert r["images"] == 10_000 and r["measured"] == r["stored"]
