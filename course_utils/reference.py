@@ -31,7 +31,8 @@ from .ablate import PROVENANCE_KEYS, REPO, load_results
 from .files import atomic_write_text
 
 __all__ = ["REFERENCE_DIR", "ReferenceMissing", "load", "publish", "first_epoch",
-           "check_checkpoint", "MAX_CHECKPOINT_BYTES"]
+           "check_checkpoint", "MAX_CHECKPOINT_BYTES", "rebuild_table", "table_label",
+           "table1_effects", "convergence", "load_checkpoint_model"]
 
 REFERENCE_DIR = REPO / "data" / "reference"
 MAX_CHECKPOINT_BYTES = 1_000_000   # the repository's exception for weights a lesson inspects
@@ -63,6 +64,154 @@ def load(name: str, root: Optional[Path] = None) -> dict:
         }
     res["runs"] = runs
     return res
+
+
+def rebuild_table(folder, meta: Optional[dict] = None) -> list[dict]:
+    """Recompute a Table 1 results folder (results.json/.md/.csv and the chart) from every
+    finished run folder in it, whichever invocation of the runner trained it: the stored
+    table then counts each stored run, not only those of the runner's last invocation."""
+    from .ablate import TABLE1, control_row
+    from .ablate_results import _write_results
+
+    folder = Path(folder)
+    meta = dict(meta if meta is not None else load_results(folder)["meta"])
+    present = {d.name for d in folder.iterdir() if d.is_dir()}
+    rows = [r for r in TABLE1 if r.name in present]
+    rows += [control_row(r) for r in TABLE1 if f"{r.name}_control" in present]
+    seeds, first = int(meta["seeds"]), int(meta.get("first_seed", 0))
+    results = {}
+    for row in rows:
+        for k in range(seeds):
+            p = folder / row.name / f"seed{first + k}" / "summary.json"
+            if p.is_file():
+                summary = json.loads(p.read_text())
+                results[(row.name, k)] = {"status": summary.get("status"), "summary": summary,
+                                          "reused": True, "seconds": 0.0}
+    return _write_results(folder, rows, seeds, results, meta, chart=True)
+
+
+def table_label(res: dict) -> str:
+    """What a lesson prints above stored Table 1 results: data, scale, epochs, seeds,
+    precision, device and date (from the rows and the provenance)."""
+    meta, rows = res["meta"], res["rows"]
+    prov = meta.get("provenance") or {}
+    ran = [r for r in rows if r.get("seeds_done")]
+    data = next((r["data"] for r in ran if r.get("data")), "?")
+    epochs = sorted({r["epochs"] for r in ran if r.get("epochs")})
+    prec = sorted({r["precision"] for r in ran if r.get("precision")})
+    first, n = int(meta.get("first_seed", 0)), int(meta.get("seeds", 0))
+    done = f"{sum(r['seeds_done'] for r in ran)} runs finished" if ran else "no run finished"
+    return (f"reference scale ({meta.get('mode')}): {data}; "
+            f"{'/'.join(map(str, epochs)) or '?'} epochs; seeds {first}-{first + n - 1} per row, "
+            f"{done}; {'/'.join(prec) or '?'} on {prov.get('device')}"
+            + (f" ({prov['gpu']})" if prov.get("gpu") else "")
+            + f", {str(prov.get('date', '?'))[:10]}, git {prov.get('git_commit')}")
+
+
+# The report's two claims of section 5 and the control, as (new row, old row, metric, what)
+TABLE1_CLAIMS = (
+    ("densenet", "densenet_noaug", "val", "augmentation (DenseNet with it minus without it), validation accuracy"),
+    ("densenet", "densenet_noaug", "gap", "augmentation, train - validation gap"),
+    ("dense2net", "dense2net_noaug", "val", "augmentation on Dense2Net, validation accuracy"),
+    ("dense2net", "dense2net_noaug", "gap", "augmentation on Dense2Net, train - validation gap"),
+    ("dense2net", "densenet", "val", "the Res2Net module (Dense2Net minus DenseNet, both augmented), validation accuracy"),
+    ("dense2net", "densenet", "gap", "the Res2Net module, train - validation gap"),
+)
+
+
+def table1_effects(res: dict, claims=TABLE1_CLAIMS) -> list[dict]:
+    """For each claim (and every other row against its baseline): our paired difference
+    with its 95% interval, the report's difference (one run each), and how ours stands to
+    the report's sign (stats.finding); the control's line says whether it is a false alarm.
+    Pairs whose rows have no common finished seed are left out."""
+    from . import stats
+    from .ablate import TABLE1
+
+    rep = {r.name: r for r in TABLE1}
+    by = {r["name"]: r for r in res["rows"]}
+    key = {"val": "val_by_seed", "gap": "gap_by_seed"}
+
+    def report(name, metric):
+        r = rep[name]
+        return r.report_val if metric == "val" else r.report_train - r.report_val
+
+    pairs = list(claims)
+    for r in TABLE1:   # the other rows of Table 1 against their baselines
+        if r.baseline and r.name not in {"densenet_noaug", "dense2net_noaug", "dense2net"}:
+            pairs.append((r.name, r.baseline, "val", f"{r.title} minus {rep[r.baseline].title}, validation accuracy"))
+    out = []
+    for new, old, metric, what in pairs:
+        a, b = (by.get(old) or {}).get(key[metric]) or {}, (by.get(new) or {}).get(key[metric]) or {}
+        if not set(a) & set(b):
+            continue
+        iv = stats.paired_interval(a, b)
+        rd = report(new, metric) - report(old, metric)
+        out.append({"new": new, "old": old, "metric": metric, "what": what, "interval": iv,
+                    "report": rd, "finding": stats.finding(iv, 1 if rd > 0 else -1),
+                    "verdict": stats.verdict(iv, what, " points")})
+    for ctl in [n for n in by if n.endswith("_control")]:
+        base = ctl.removesuffix("_control")
+        a, b = (by.get(base) or {}).get("val_by_seed") or {}, by[ctl].get("val_by_seed") or {}
+        if set(a) & set(b):
+            iv = stats.paired_interval(a, b)
+            out.append({"new": ctl, "old": base, "metric": "val", "interval": iv, "report": 0.0,
+                        "what": f"control ({base} with other seeds minus {base}), validation accuracy",
+                        "finding": "false alarm" if iv.excludes_zero else "noise floor, as expected",
+                        "verdict": stats.verdict(iv, f"control minus {base}", " points")})
+    return out
+
+
+def convergence(res: dict, row: str, fraction: float = 0.1) -> dict:
+    """Per seed of `row`, how much its validation accuracy moved over the last `fraction` of
+    its epochs (max - min over those epochs and the one before, points), and its train -
+    validation gap at the best epoch: {seed: {"moved", "gap", "epochs"}}. Reads the run
+    folders' metrics.jsonl (res from :func:`load`)."""
+    import math
+
+    out = {}
+    for (name, seed), run in sorted(res["runs"].items()):
+        if name != row or not run["metrics"]:
+            continue
+        vals = [100 * m["val_acc"] for m in run["metrics"]]
+        n = max(1, math.ceil(fraction * len(vals)))
+        tail = vals[-(n + 1):]
+        s = run["summary"]
+        out[seed] = {"moved": max(tail) - min(tail), "epochs": len(vals), "last_epochs": n,
+                     "gap": 100 * (s["train_acc_at_best"] - s["best_val_acc"])}
+    return out
+
+
+def load_checkpoint_model(run, root: Optional[Path] = None):
+    """A stored checkpoint (e.g. "table1/densenet/seed0") as a model in eval mode, rebuilt
+    from what the checkpoint records (weights_only) and its run's results.json:
+    (model, info) with info = {"label", "test_acc", "test_images", "provenance", ...}."""
+    import torch
+
+    from .models import create_model
+
+    d = Path(root or REFERENCE_DIR) / run
+    path = d / "model.pt"
+    if not path.is_file():
+        raise ReferenceMissing(f"reference checkpoint {run!r} cannot be shown: {path} is not there")
+    ck = torch.load(path, map_location="cpu", weights_only=True)
+    results = json.loads((d / "results.json").read_text()) if (d / "results.json").is_file() else None
+    if not results or not (results.get("provenance") or {}).get("date"):
+        raise ReferenceMissing(f"reference checkpoint {run!r} cannot be shown: {d / 'results.json'} "
+                               "with its provenance is not there")
+    summary = json.loads((d / "summary.json").read_text())
+    model = create_model(ck["model_name"], num_classes=summary["data"]["num_classes"],
+                         in_chans=summary["data"]["in_chans"], **ck["model_args"])
+    model.load_state_dict(ck["model"])
+    model.eval()
+    prov = results["provenance"]
+    info = {"run": run, "model_name": ck["model_name"], "epochs": results.get("epochs_run"),
+            "test_acc": ck.get("test_acc"), "test_images": ck.get("test_images"),
+            "sample_test_acc": ck.get("sample_test_acc"), "provenance": prov,
+            "label": (f"{ck['model_name']} at the reference scale: {results.get('data')}; "
+                      f"{results.get('epochs_run')} epochs, seed {results.get('seed')}, "
+                      f"{prov.get('precision') or 'fp32'} on {prov.get('device')}, "
+                      f"{str(prov.get('date'))[:10]}")}
+    return model, info
 
 
 def _run_results(meta: dict, row: str, seed: int, summary: dict, run_dir: str) -> dict:
@@ -162,6 +311,8 @@ def publish(runs, into, *, checkpoints: Sequence[str] = (), log=print) -> dict:
     for f in ("results.json", "results.md", "results.csv", "table1.png"):
         if (runs / f).is_file():
             atomic_write_bytes(into / f, (runs / f).read_bytes())
+    if res["rows"] and "name" in res["rows"][0]:   # a Table 1 folder: every stored run counts
+        rebuild_table(into, meta)
     total = sum(p.stat().st_size for p in into.rglob("*") if p.is_file())
     log(f"[reference] {n} runs and {len(blobs)} checkpoint(s) into {into} ({total:,} bytes)")
     return {"runs": n, "checkpoints": [str(into / k / "model.pt") for k in blobs], "bytes": total}

@@ -194,6 +194,18 @@ def verdict(iv: Interval, what: str, unit: str = "", digits: int = 2) -> str:
     return head + ": the interval contains 0: this budget cannot tell the two apart."
 
 
+def finding(iv: Interval, expected_sign: int) -> str:
+    """How a measured difference stands to a paper's finding of sign `expected_sign` (+1: the
+    variant is higher, -1: lower): "reproduces" where the interval excludes 0 on that side,
+    "contradicts" where it excludes 0 on the other, otherwise "cannot resolve" (also
+    without an interval)."""
+    if expected_sign not in (1, -1):
+        raise ValueError(f"expected_sign: {expected_sign!r}; allowed: 1 or -1")
+    if iv.low is None or not iv.excludes_zero:
+        return "cannot resolve"
+    return "reproduces" if (iv.mean > 0) == (expected_sign > 0) else "contradicts"
+
+
 def pair_agreement(a: Sequence[float], b: Sequence[float]) -> Optional[float]:
     """Fraction of pairs i < j that a and b order the same way, strictly (a pair tied in
     either does not agree). None for fewer than two items."""

@@ -76,6 +76,7 @@ EXACT = {
     "res2net50": 25_699_120,  # Res2Net-50 26w x 4s
     "res2next29_6cx24wx4s": 23_705_732,  # ours; the paper says 24.3M (course_utils/models/README.md)
     "dense2net121": 6_762_724,  # ours (course_utils/models/README.md)
+    "separable_stack": 16_906,  # lesson 02 prints the same count for its inline copy
 }
 
 

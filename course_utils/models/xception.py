@@ -199,3 +199,23 @@ def xception_cifar(**kwargs: Any) -> Xception:
 def xception_tiny(**kwargs: Any) -> Xception:
     """A tiny Xception (widths 16-512, 2 middle blocks) for a few minutes on 2 CPU cores."""
     return _xception("xception_tiny", **kwargs)
+
+
+@register_model(
+    family="xception", input_size=(3, 32, 32), num_classes=10, tags=("cifar", "small"),
+    source="lesson 02's Fig. 10 study: Xception sec. 4.6's separable stack without residuals",
+)
+def separable_stack(mid_act: LayerArg = None, width: int = 64, stages: int = 3,
+                    num_classes: int = 10, in_chans: int = 3) -> nn.Sequential:
+    """Lesson 02's network for the Fig. 10 question (the activation between depthwise and
+    pointwise): a 3x3 stem, then `stages` x (2x max pool, SeparableConv2d with `mid_act`,
+    BN, ReLU), global average pool, linear; no residual connections. 16,906 parameters
+    at the defaults (mid_act adds none). The lesson builds the same network inline."""
+    checks.integer("width", width)
+    checks.integer("stages", stages)
+    body = [nn.Conv2d(in_chans, width, 3, padding=1, bias=False), nn.BatchNorm2d(width),
+            nn.ReLU(inplace=True)]
+    for _ in range(stages):
+        body += [nn.MaxPool2d(2), SeparableConv2d(width, width, 3, mid_act=mid_act),
+                 nn.BatchNorm2d(width), nn.ReLU(inplace=True)]
+    return nn.Sequential(*body, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(width, num_classes))
