@@ -41,6 +41,13 @@ RUN_FILES = ("config.json", "metrics.jsonl", "summary.json")
 DONE = ("completed", "early_stopped", "time_limit")
 
 
+def reference_dir() -> Path:
+    """data/reference/ in the kit, or the folder that COURSE_REFERENCE names."""
+    import os
+
+    return Path(os.environ.get("COURSE_REFERENCE") or REFERENCE_DIR)
+
+
 class ReferenceMissing(FileNotFoundError):
     """A reference folder that is not there, or lacks its provenance."""
 
@@ -48,7 +55,7 @@ class ReferenceMissing(FileNotFoundError):
 def load(name: str, root: Optional[Path] = None) -> dict:
     """The stored results folder `name` (e.g. "table1"): load_results's dict (meta, rows)
     plus "runs": {(row, seed): {"summary", "metrics", "results"}} read from its run folders."""
-    folder = Path(root or REFERENCE_DIR) / name
+    folder = Path(root or reference_dir()) / name
     try:
         res = load_results(folder)
     except (FileNotFoundError, ValueError) as e:
@@ -88,6 +95,16 @@ def rebuild_table(folder, meta: Optional[dict] = None) -> list[dict]:
                 results[(row.name, k)] = {"status": summary.get("status"), "summary": summary,
                                           "reused": True, "seconds": 0.0}
     return _write_results(folder, rows, seeds, results, meta, chart=True)
+
+
+def recipe_line() -> str:
+    """The reference recipe of Table 1 (ablate.MODE_RECIPES["reference"]) in one line."""
+    from .ablate import MODE_RECIPES
+    from .refstudy import recipe_line as line
+
+    r = MODE_RECIPES["reference"]
+    return line(dict(r["config"], dataset=r["dataset"]), r["seeds"]).replace(
+        ", crops and flips", ", crops and flips except the no-augmentation rows")
 
 
 def table_label(res: dict) -> str:
@@ -189,7 +206,7 @@ def load_checkpoint_model(run, root: Optional[Path] = None):
 
     from .models import create_model
 
-    d = Path(root or REFERENCE_DIR) / run
+    d = Path(root or reference_dir()) / run
     path = d / "model.pt"
     if not path.is_file():
         raise ReferenceMissing(f"reference checkpoint {run!r} cannot be shown: {path} is not there")
@@ -205,6 +222,8 @@ def load_checkpoint_model(run, root: Optional[Path] = None):
     model.eval()
     prov = results["provenance"]
     info = {"run": run, "model_name": ck["model_name"], "epochs": results.get("epochs_run"),
+            "final_val_acc": summary.get("final_val_acc"), "final_train_acc": summary.get("final_train_acc"),
+            "val_images": (summary["data"].get("sizes") or {}).get("val"),
             "test_acc": ck.get("test_acc"), "test_images": ck.get("test_images"),
             "sample_test_acc": ck.get("sample_test_acc"), "provenance": prov,
             "label": (f"{ck['model_name']} at the reference scale: {results.get('data')}; "
@@ -283,7 +302,10 @@ def publish(runs, into, *, checkpoints: Sequence[str] = (), log=print) -> dict:
         run_dir = runs / row / seed
         summary = json.loads((run_dir / "summary.json").read_text())
         buf = io.BytesIO()
-        torch.save(_weights(run_dir, summary), buf)
+        if not (run_dir / "checkpoint.pt").is_file() and (run_dir / "model.pt").is_file():
+            buf.write((run_dir / "model.pt").read_bytes())   # a published run copied back
+        else:
+            torch.save(_weights(run_dir, summary), buf)
         if buf.tell() > MAX_CHECKPOINT_BYTES:
             raise ValueError(f"checkpoint {name!r}: {buf.tell():,} bytes; allowed: at most "
                              f"{MAX_CHECKPOINT_BYTES:,} (the repository's limit for a lesson's weights)")
@@ -299,12 +321,17 @@ def publish(runs, into, *, checkpoints: Sequence[str] = (), log=print) -> dict:
             continue
         rel = f"{d.parent.name}/{d.name}"
         dest = into / rel
+        # a run published before, unchanged since: its provenance (the invocation that
+        # trained it) stays as it was, whichever invocation publishes now
+        same = ((dest / "results.json").is_file() and (dest / "summary.json").is_file()
+                and (dest / "summary.json").read_text() == summary_path.read_text())
         dest.mkdir(parents=True, exist_ok=True)
         for f in RUN_FILES:
             atomic_write_text(dest / f, (d / f).read_text())
         seed = int(d.name.removeprefix("seed"))
-        atomic_write_text(dest / "results.json", json.dumps(
-            _run_results(meta, d.parent.name, seed, summary, rel), indent=2) + "\n")
+        if not same:
+            atomic_write_text(dest / "results.json", json.dumps(
+                _run_results(meta, d.parent.name, seed, summary, rel), indent=2) + "\n")
         n += 1
     for name, blob in blobs.items():
         atomic_write_bytes(into / name / "model.pt", blob)
@@ -312,7 +339,7 @@ def publish(runs, into, *, checkpoints: Sequence[str] = (), log=print) -> dict:
         if (runs / f).is_file():
             atomic_write_bytes(into / f, (runs / f).read_bytes())
     if res["rows"] and "name" in res["rows"][0]:   # a Table 1 folder: every stored run counts
-        rebuild_table(into, meta)
+        rebuild_table(into, dict(meta, out=str(into)))
     total = sum(p.stat().st_size for p in into.rglob("*") if p.is_file())
     log(f"[reference] {n} runs and {len(blobs)} checkpoint(s) into {into} ({total:,} bytes)")
     return {"runs": n, "checkpoints": [str(into / k / "model.pt") for k in blobs], "bytes": total}

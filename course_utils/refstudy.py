@@ -224,6 +224,16 @@ def markdown(res: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def recipe_line(recipe: Optional[dict] = None, seeds: int = 3) -> str:
+    """The reference scale in one line (what the lessons print above stored results)."""
+    r = dict(RECIPE if recipe is None else recipe)
+    return (f"the reference recipe: {r['dataset'].upper().replace('CIFAR', 'CIFAR-')} (the JPEG re-encoding), "
+            f"{r['train_size']:,} training and {r['val_size']:,} validation images, the whole test set; "
+            f"{r['epochs']} epochs at batch {r['batch_size']}, lr {r.get('lr', 0.1)} "
+            f"{r.get('schedule', 'cosine')}" + (", crops and flips" if r.get("augment", True) else "")
+            + f"; {seeds} seeds and a control")
+
+
 def label(meta: dict) -> str:
     """What a lesson prints above stored results: data, scale, epochs, seeds, device, date."""
     prov = meta.get("provenance") or {}
@@ -319,9 +329,9 @@ def load(name: str, root=None) -> StoredStudy:
     run's curve read from its metrics.jsonl; raises reference.ReferenceMissing with the
     reason when it is not there, not complete, or lacks its provenance."""
     from .ablate import PROVENANCE_KEYS
-    from .reference import REFERENCE_DIR, ReferenceMissing
+    from .reference import ReferenceMissing, reference_dir
 
-    folder = Path(root or REFERENCE_DIR) / name
+    folder = Path(root or reference_dir()) / name
     path = folder / "results.json"
     if not path.is_file():
         raise ReferenceMissing(f"reference study {name!r} cannot be shown: {path} is not there "
@@ -348,6 +358,36 @@ def load(name: str, root=None) -> StoredStudy:
             if f.is_file():
                 row["histories"][s] = [json.loads(x) for x in f.read_text().splitlines() if x.strip()]
     return StoredStudy(name, _as_study(res), res.get("chosen"), meta, folder)
+
+
+def report(ref: StoredStudy, baseline: str, claims: Sequence[tuple] = (), out=print) -> list[dict]:
+    """Print a stored study as a lesson prints its quick one (the label, the table, the
+    verdicts, the choice on validation and its test accuracy, measured once), then one line
+    per claim ``(variant, compared_with, expected_sign, the paper's finding)``: whether the
+    reference scale reproduces it, contradicts it or cannot resolve it (stats.finding).
+    Returns [{"variant", "vs", "interval", "finding"}]."""
+    s = ref.study
+    out(ref.label)
+    out(s.table(baseline=baseline))
+    out("(mean +- std over the seeds, final epoch; the last column: the paired difference to "
+        "the baseline, with its 95% Student t interval)\n")
+    for line in s.verdicts(baseline=baseline):
+        out(line)
+    if ref.chosen:
+        c = ref.chosen
+        sd = "" if c["test_std"] is None else f" +- {c['test_std']:.2f}"
+        out(f"\nchosen on validation: {c['label']}; its test accuracy, measured once: "
+            f"{c['test_mean']:.2f}{sd} % over {len(c['test_by_seed'])} seeds, {c['test_images']:,} test images")
+    found = []
+    if claims:
+        out("\nthe paper's findings at the reference scale:")
+    for variant, vs, sign, finding in claims:
+        iv = s.difference(vs, variant)
+        f = stats.finding(iv, sign)
+        found.append({"variant": variant, "vs": vs, "interval": iv, "finding": f})
+        ci = "" if iv.low is None else f" [{iv.low:+.2f}, {iv.high:+.2f}]"
+        out(f"  {f.upper()}: {finding}; {variant} minus {vs}: {iv.mean:+.2f}{ci} points")
+    return found
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -154,6 +154,7 @@ def test_finding_reads_the_interval_against_the_papers_sign():
 def _table_run(folder, row, seed, val, train, metrics=(0.3, 0.5, 0.6)):
     d = folder / row / f"seed{seed}"
     d.mkdir(parents=True)
+    (d / "config.json").write_text(json.dumps({"model": "densenet_tiny", "seed": seed}))
     (d / "metrics.jsonl").write_text("".join(json.dumps({"epoch": i + 1, "val_acc": v, "train_acc": v})
                                              + "\n" for i, v in enumerate(metrics)))
     (d / "summary.json").write_text(json.dumps({
@@ -200,3 +201,22 @@ def test_the_stored_densenet_checkpoint_loads_as_the_model_lesson_04_inspects():
     assert "reference scale" in info["label"] and info["provenance"]["date"]
     with pytest.raises(reference.ReferenceMissing, match="not there"):
         reference.load_checkpoint_model("table1/densenet/seed9")
+
+
+def test_publishing_again_keeps_each_runs_own_provenance(tmp_path):
+    runs, into = tmp_path / "runs", tmp_path / "ref" / "table1"
+    meta = {"title": "t", "mode": "reference", "seeds": 2, "first_seed": 0, "note": "n", "out": "o",
+            "jobs": 2, "started": "s", "provenance": {"date": "day one", "device": "cpu", "command": "first"}}
+    _table_run(runs, "densenet", 0, 0.6, 0.7)
+    (runs / "results.json").write_text(json.dumps({"meta": meta, "rows": [{"name": "densenet"}]}))
+    reference.publish(runs, into, log=lambda *_: None)
+    _table_run(runs, "densenet", 1, 0.62, 0.7)               # trained by a later invocation
+    meta["provenance"].update(date="day two", command="second")
+    (runs / "results.json").write_text(json.dumps({"meta": meta, "rows": [{"name": "densenet"}]}))
+    reference.publish(runs, into, log=lambda *_: None)
+    first = json.loads((into / "densenet" / "seed0" / "results.json").read_text())["provenance"]
+    second = json.loads((into / "densenet" / "seed1" / "results.json").read_text())["provenance"]
+    assert (first["date"], first["command"]) == ("day one", "first")
+    assert (second["date"], second["command"]) == ("day two", "second")
+    table = json.loads((into / "results.json").read_text())["rows"]
+    assert [r["seeds_done"] for r in table if r["name"] == "densenet"] == [2]
