@@ -97,13 +97,22 @@ def rebuild_table(folder, meta: Optional[dict] = None) -> list[dict]:
     return _write_results(folder, rows, seeds, results, meta, chart=True)
 
 
+def recipe_text(recipe: dict, seeds: int) -> str:
+    """A reference recipe (a TrainConfig's fields) in one line."""
+    r = dict(recipe)
+    return (f"the reference recipe: {r['dataset'].upper().replace('CIFAR', 'CIFAR-')} (the JPEG re-encoding), "
+            f"{r['train_size']:,} training and {r['val_size']:,} validation images, the whole test set; "
+            f"{r['epochs']} epochs at batch {r['batch_size']}, lr {r.get('lr', 0.1)} "
+            f"{r.get('schedule', 'cosine')}" + (", crops and flips" if r.get("augment", True) else "")
+            + f"; {seeds} seeds and a control")
+
+
 def recipe_line() -> str:
     """The reference recipe of Table 1 (ablate.MODE_RECIPES["reference"]) in one line."""
     from .ablate import MODE_RECIPES
-    from .refstudy import recipe_line as line
 
     r = MODE_RECIPES["reference"]
-    return line(dict(r["config"], dataset=r["dataset"]), r["seeds"]).replace(
+    return recipe_text(dict(r["config"], dataset=r["dataset"]), r["seeds"]).replace(
         ", crops and flips", ", crops and flips except the no-augmentation rows")
 
 

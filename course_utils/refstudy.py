@@ -226,12 +226,9 @@ def markdown(res: dict) -> str:
 
 def recipe_line(recipe: Optional[dict] = None, seeds: int = 3) -> str:
     """The reference scale in one line (what the lessons print above stored results)."""
-    r = dict(RECIPE if recipe is None else recipe)
-    return (f"the reference recipe: {r['dataset'].upper().replace('CIFAR', 'CIFAR-')} (the JPEG re-encoding), "
-            f"{r['train_size']:,} training and {r['val_size']:,} validation images, the whole test set; "
-            f"{r['epochs']} epochs at batch {r['batch_size']}, lr {r.get('lr', 0.1)} "
-            f"{r.get('schedule', 'cosine')}" + (", crops and flips" if r.get("augment", True) else "")
-            + f"; {seeds} seeds and a control")
+    from .reference import recipe_text
+
+    return recipe_text(RECIPE if recipe is None else recipe, seeds)
 
 
 def label(meta: dict) -> str:

@@ -108,7 +108,10 @@ BAD = [("mode", "nonsense", "'smoke', 'quick', 'full'"),
 # Every bad value on one notebook, and one bad value on each of the others (the check is
 # nb.setup in every notebook; what each notebook must show is that its check cell stops it).
 BAD_CASES = ([(NOTEBOOKS[0], *b) for b in BAD]
-             + [(p, *BAD[i % len(BAD)]) for i, p in enumerate(NOTEBOOKS[1:])])
+             + [(p, *BAD[i % len(BAD)]) for i, p in enumerate(NOTEBOOKS[1:])]
+             # the lessons that show stored reference results take reference=True/False
+             + [(p, "reference", "yes", "True, False") for p in NOTEBOOKS
+                if p.name.startswith(("04_", "07_"))])
 
 
 @pytest.mark.parametrize("path,name,value,allowed", BAD_CASES,
@@ -162,3 +165,26 @@ def test_default_paths_do_not_depend_on_the_working_folder(tmp_path):
     # relative default would make (build, out, runs) or one named after the notebook
     new = set(p.name for p in REPO.parent.iterdir()) - set(beside)
     assert not [n for n in new if n in ("build", "out", "runs") or path.stem in n], new
+
+
+def _text(nb) -> str:
+    return "\n".join(o.get("text", "") for c in nb.cells if c.cell_type == "code"
+                     for o in c.get("outputs", []) if o.get("output_type") == "stream")
+
+
+REFERENCE_LESSONS = [p for p in NOTEBOOKS if p.name.startswith("02_")]
+
+
+@pytest.mark.parametrize("path", REFERENCE_LESSONS, ids=[p.stem for p in REFERENCE_LESSONS])
+def test_missing_reference_results_give_a_message_and_the_lesson_goes_on(path, tmp_path, monkeypatch):
+    """Stored reference results that are not there (COURSE_REFERENCE names an empty folder):
+    the lesson says which and why, and runs to its end; reference=False hides the section."""
+    monkeypatch.setenv("COURSE_REFERENCE", str(tmp_path / "empty"))
+    nb, out_dir = _run(path, tmp_path, mode="smoke")
+    text = _text(nb)
+    assert "cannot be shown" in text and "the lesson goes on without" in text
+    assert (out_dir / "headline.json").is_file()                 # the last cell ran
+    monkeypatch.delenv("COURSE_REFERENCE")
+    nb, _ = _run(path, tmp_path / "hidden", mode="smoke", reference=False)
+    text = _text(nb)
+    assert "cannot be shown" not in text and "reference scale:" not in text

@@ -109,7 +109,8 @@ LAYERS = (
     ("data", {"datafiles", "sample", "data"}),
     ("models", {"layers", "dense_layers", "models", "profile"}),
     ("train", {"config", "devices", "schedule", "checkpoint", "summary", "train"}),
-    ("results", {"ablate", "ablate_results", "runs", "launch", "dense2net", "compare", "reference"}),
+    ("results", {"ablate", "ablate_results", "runs", "launch", "dense2net", "compare", "reference",
+                 "refstudy"}),
     ("widgets and notebooks", {"callbacks", "widgets", "nb", "classroom", "sandbox", "runbook"}),
 )
 
