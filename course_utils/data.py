@@ -497,7 +497,8 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     if a.command == "list":
         for name, src in available_datasets(a.root).items():
-            print(f"{name:>14}: {src.label + ' at ' + str(src.path) if isinstance(src, Source) else src}")
+            why = src.label + ' at ' + str(src.path) if isinstance(src, Source) else src
+            print(f"{name:>14}: " + why.replace("\n", "\n" + " " * 16))
         return 0
     if a.command == "make-sample":
         return _make_sample_cli(a.archive, Path(a.out))

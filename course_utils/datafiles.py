@@ -366,12 +366,13 @@ def load_arrays(name: str, root: str | os.PathLike | None = None,
 
 
 def available_datasets(root=None) -> dict[str, Source | str]:
-    """For each known dataset: its Source if present here (no download), else why not."""
+    """For each known dataset: its Source if present here (no download), else why not
+    (the whole message: where the kit looked and how to get the dataset)."""
     out: dict[str, Source | str] = {}
     for name in DATASETS:
         try:
             out[name] = find_source(name, root, download=False)
         except DataNotFoundError as e:
-            out[name] = str(e).splitlines()[0]
+            out[name] = str(e)
     return out
 
