@@ -3,7 +3,7 @@
 Pure checks run for every notebook; the grading runs execute lesson 01 only (the fastest,
 seconds in smoke mode), once, with one folder holding every kind of submission. The
 plausible wrong answers to lesson 01's exercises (issue 18) are scored one exercise at a
-time by classroom.check_answers, all in one process, without running the notebook."""
+time by answers.check_answers, all in one process, without running the notebook."""
 import ast
 import csv
 import re
@@ -19,7 +19,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from conftest import processes_with
-from course_utils import classroom
+from course_utils import answers, classroom
 from course_utils.checks import Cases, Forbidden, formula_only
 
 REPO = Path(__file__).resolve().parents[1]
@@ -487,13 +487,13 @@ def _student_answers(path):
 
 @pytest.fixture(scope="module")
 def quick():
-    """Every answer of the tests below, scored by classroom.check_answers: one process, each
+    """Every answer of the tests below, scored by answers.check_answers: one process, each
     answer in a fresh namespace with the notebook's setup cells and the whole check cell."""
     runs = ([(e.name, None) for e in EX01]
             + [(name, src) for name, src in _student_answers(LESSON01).items()]
             + [(name, src) for name, cases in WRONG01.items() for _, _, src, _ in cases])
     t0 = time.perf_counter()
-    results = classroom.check_answers(LESSON01, runs, timeout=60)
+    results = answers.check_answers(LESSON01, runs, timeout=60)
     print(f"check_answers: {len(runs)} answers in {time.perf_counter() - t0:.1f} s")
     n = len(EX01)
     wrong = iter(results[2 * n:])
@@ -531,8 +531,8 @@ def test_a_wrong_answer_scores_less_than_full_marks(quick, exercise, key):
 
 def test_check_answers_stops_a_slow_answer_and_names_bad_input():
     with pytest.raises(classroom.ClassroomError, match="'ex9' is not one of 01_convolution"):
-        classroom.check_answers(LESSON01, [("ex9", None)])
-    r, = classroom.check_answers(LESSON01, [(EX01[0].name, "while True:\n    pass")], timeout=2)
+        answers.check_answers(LESSON01, [("ex9", None)])
+    r, = answers.check_answers(LESSON01, [(EX01[0].name, "while True:\n    pass")], timeout=2)
     assert (r.score, r.reason) == (0.0, "TimeoutError: timed out after 2 s"), r
 
 
@@ -547,10 +547,10 @@ def _submission(overrides=None, before_exercises=(), at_end=()):
     """Lesson 01's student version with the instructor's answers filled in (overridden
     per grade_id), and extra cells before the first answer and at the end."""
     nb = nbformat.read(_student_path(LESSON01), as_version=4)
-    answers = {**_answers(LESSON01), **(overrides or {})}
+    given = {**_answers(LESSON01), **(overrides or {})}
     for c in nb.cells:
         if _nbg(c).get("solution"):
-            c.source = answers[_nbg(c)["grade_id"]]
+            c.source = given[_nbg(c)["grade_id"]]
     first = next(i for i, c in enumerate(nb.cells) if _nbg(c).get("solution"))
     nb.cells[first:first] = [nbformat.v4.new_code_cell(s) for s in before_exercises]
     nb.cells += [nbformat.v4.new_code_cell(s) for s in at_end]

@@ -185,6 +185,7 @@ def test_missing_reference_results_give_a_message_and_the_lesson_goes_on(path, t
     assert "cannot be shown" in text and "the lesson goes on without" in text
     assert (out_dir / "headline.json").is_file()                 # the last cell ran
     monkeypatch.delenv("COURSE_REFERENCE")
+    (tmp_path / "hidden").mkdir()
     nb, _ = _run(path, tmp_path / "hidden", mode="smoke", reference=False)
     text = _text(nb)
     assert "cannot be shown" not in text and "reference scale:" not in text

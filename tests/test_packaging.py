@@ -111,7 +111,7 @@ LAYERS = (
     ("train", {"config", "devices", "schedule", "checkpoint", "summary", "train"}),
     ("results", {"ablate", "ablate_results", "runs", "launch", "dense2net", "compare", "reference",
                  "refstudy"}),
-    ("widgets and notebooks", {"callbacks", "widgets", "nb", "classroom", "sandbox", "runbook"}),
+    ("widgets and notebooks", {"callbacks", "widgets", "nb", "classroom", "answers", "sandbox", "runbook"}),
 )
 
 

@@ -76,7 +76,25 @@ def _compact(overrides=None):
     return nb
 
 
-OUT_SIZE = "def out_size(h, k, s=1, p=0, d=1):\n    return (h + 2 * p - d * (k - 1) - 1) // s + 1\n"
+# exercise 1's answer (two formulas) and exercise 2's, as a student could write them
+TRANSPOSED = ("def transposed_out_size(h, k, s=1, p=0, d=1, output_padding=0):\n"
+              "    return (h - 1) * s - 2 * p + d * (k - 1) + output_padding + 1\n\n"
+              "def output_padding_for(h, k, s=1, p=0, d=1):\n"
+              "    return (h + 2 * p - d * (k - 1) - 1) % s\n")
+BLOCKS = ("def blocks_to_see(size, block):\n    n = 0\n"
+          "    while receptive_field(block * n) < size:\n        n += 1\n    return n\n")
+
+
+def _points():
+    """Each exercise's points, in order, as the grade table writes them ('2', not '2.0')."""
+    pts = [_nbg(c)["points"] for c in nbformat.read(LESSON01, as_version=4).cells
+           if _nbg(c).get("grade") and not _nbg(c).get("solution")]
+    return tuple(f"{p:g}" for p in pts)
+
+
+def _expect(*full):
+    """Scores for exercises that pass in full (True) or score 0 (False)."""
+    return tuple(p if ok else "0" for p, ok in zip(_points(), full))
 
 
 def _writes(targets):
@@ -178,20 +196,22 @@ def hostile(tmp_path_factory):
                            f"{port}), timeout=5).sendall(b'leaked')"},
         "3_processes": {ex2: "import subprocess\nprocs = []\nfor _ in range(200):\n"
                              f"    procs.append(subprocess.Popen(['sleep', '{SLEEPER}']))"},
-        "4_memory": {ex1: "hog = bytearray(3 << 30)\n" + OUT_SIZE},
-        "5_file_size": {ex1: f"open('big.bin', 'wb').write(b'x' * (32 << 20))\n{OUT_SIZE}"},
+        "4_memory": {ex1: "hog = bytearray(3 << 30)\n" + TRANSPOSED},
+        "5_file_size": {ex1: f"open('big.bin', 'wb').write(b'x' * (32 << 20))\n{TRANSPOSED}"},
         "6_loops": {ex3: "while True:\n    pass"},
         "7_kills_kernel": {ex1: "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)"},
         # 20 MB on stdout in the first check (which still passes), then a line on stderr in
         # the second, after the cap (which nbgrader scores 0 whatever else was printed)
-        "8_prints": {ex1: f"_said = []\ndef out_size(h, k, s=1, p=0, d=1):\n"
+        "8_prints": {ex1: f"_said = []\n{TRANSPOSED}\n_formula = transposed_out_size\n"
+                          "def transposed_out_size(*a, **kw):\n"
                           f"    if not _said:\n        _said.append(print('y' * {big}))\n"
-                          "    return (h + 2 * p - d * (k - 1) - 1) // s + 1",
-                     ex2: "import sys\n_warned = []\ndef conv_macs(c_in, c_out, k, h, w, stride=1, groups=1):\n"
+                          "    return _formula(*a, **kw)\n",
+                     ex2: "import sys\n_warned = []\ndef receptive_field(layers):\n"
                           "    if not _warned:\n        _warned.append(sys.stderr.write('a warning\\n'))\n"
-                          "    h_out = (h + 2 * (k // 2) - k) // stride + 1\n"
-                          "    w_out = (w + 2 * (k // 2) - k) // stride + 1\n"
-                          "    return h_out * w_out * c_out * (c_in // groups) * k * k"},
+                          "    r, jump = 1, 1\n    for layer in layers:\n"
+                          "        d = layer[3] if layer[0] == 'conv' else 1\n"
+                          "        r += d * (layer[1] - 1) * jump\n        jump *= layer[2]\n"
+                          "    return r\n\n" + BLOCKS},
         "9_honest": {},
     }
     for folder, overrides in cases.items():
@@ -246,7 +266,7 @@ def test_no_file_outside_the_sandbox_changed(hostile):
     row = hostile["rows"]["1_writes"]
     ex1, ex2, ex3 = hostile["names"]
     reason = row[_col(ex1) + " reason"]
-    assert _scores(row, hostile["names"]) == ("0", "1", "1"), row
+    assert _scores(row, hostile["names"]) == _expect(False, True, True), row
     # read-only (errno 30) where the kit lies; the rest landed in the sandbox's own tmpfs
     # or was refused, and the fingerprints above show that nothing outside changed
     assert reason.startswith("answer cell: PermissionError: writes: package: errno 30; "
@@ -259,7 +279,7 @@ def test_no_network(hostile):
     assert hostile["got"] == [], "the listener outside the sandbox received a connection"
     row = hostile["rows"]["2_network"]
     ex1, ex2, ex3 = hostile["names"]
-    assert _scores(row, hostile["names"]) == ("1", "0", "1"), row
+    assert _scores(row, hostile["names"]) == _expect(True, False, True), row
     assert "ConnectionRefusedError" in row[_col(ex2) + " reason"] or \
         "OSError" in row[_col(ex2) + " reason"], row
 
@@ -268,7 +288,7 @@ def test_no_network(hostile):
 def test_process_limit(hostile):
     row = hostile["rows"]["3_processes"]
     ex1, ex2, ex3 = hostile["names"]
-    assert _scores(row, hostile["names"]) == ("1", "0", "1"), row
+    assert _scores(row, hostile["names"]) == _expect(True, False, True), row
     reason = row[_col(ex2) + " reason"]
     assert "BlockingIOError" in reason and "PROCESSES=64" in reason, reason
     assert processes_with(SLEEPER) == [], "a process the submission started survived"
@@ -278,7 +298,7 @@ def test_process_limit(hostile):
 def test_memory_limit(hostile):
     row = hostile["rows"]["4_memory"]
     ex1 = hostile["names"][0]
-    assert _scores(row, hostile["names"]) == ("0", "1", "1"), row
+    assert _scores(row, hostile["names"]) == _expect(False, True, True), row
     assert re.search(r"MemoryError.*MEMORY=2048 MiB", row[_col(ex1) + " reason"]), row
 
 
@@ -286,7 +306,7 @@ def test_memory_limit(hostile):
 def test_file_size_limit(hostile):
     row = hostile["rows"]["5_file_size"]
     ex1 = hostile["names"][0]
-    assert _scores(row, hostile["names"]) == ("0", "1", "1"), row
+    assert _scores(row, hostile["names"]) == _expect(False, True, True), row
     reason = row[_col(ex1) + " reason"]
     assert "File too large" in reason and "FILESIZE=16 MiB" in reason, reason
 
@@ -295,7 +315,7 @@ def test_file_size_limit(hostile):
 def test_endless_loop_times_out(hostile):
     row = hostile["rows"]["6_loops"]
     ex3 = hostile["names"][2]
-    assert _scores(row, hostile["names"]) == ("1", "1", "0"), row
+    assert _scores(row, hostile["names"]) == _expect(True, True, False), row
     assert row[_col(ex3) + " reason"] == f"timed out after {TIMEOUT} s"
     assert TIMEOUT <= hostile["results"]["6_loops"].seconds < TIMEOUT + 15
 
@@ -314,7 +334,7 @@ def test_killing_its_kernel(hostile):
 def test_output_is_capped_without_changing_the_score(hostile):
     row = hostile["rows"]["8_prints"]
     ex1, ex2, ex3 = hostile["names"]
-    assert _scores(row, hostile["names"]) == ("1", "0", "1"), row
+    assert _scores(row, hostile["names"]) == _expect(True, False, True), row
     assert row[_col(ex2) + " reason"].startswith("wrote to stderr"), row
     assert re.search(r"output over 1 MiB not kept \((19|20)\.\d MiB dropped\)", row["note"]), row
 
@@ -322,8 +342,8 @@ def test_output_is_capped_without_changing_the_score(hostile):
 @needs_sandbox
 def test_others_score_as_graded_alone_and_the_run_ends_in_time(hostile):
     alone, row = hostile["alone"], hostile["rows"]["9_honest"]
-    assert alone.total == alone.max_total == 3, alone
-    assert _scores(row, hostile["names"]) == ("1", "1", "1") and row["note"] == "", row
+    assert alone.total == alone.max_total == sum(map(float, _points())), alone
+    assert _scores(row, hostile["names"]) == _expect(True, True, True) and row["note"] == "", row
     assert len(hostile["rows"]) == hostile["n"]
     assert all(any(r[_col(n) + " reason"] for n in hostile["names"])
                for r in hostile["rows"].values())
