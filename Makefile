@@ -103,7 +103,7 @@ slurm:
 TEST_WORKERS ?= 2
 test: data browser sandbox slurm
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile \
-	    --nbval-lax --nbval-current-env tests notebooks
+	    --nbval-lax --nbval-current-env --durations=25 tests notebooks
 
 # LAB_ARGS: extra options, e.g. LAB_ARGS="--no-browser --port 8899"
 # MPLBACKEND is unset here: with Agg set in the environment the kernel would not switch to
