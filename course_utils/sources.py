@@ -41,6 +41,9 @@ SOURCES: dict[str, str] = {
     "InceptionV3": "C. Szegedy, V. Vanhoucke, S. Ioffe, J. Shlens and Z. Wojna, Rethinking "
                    "the Inception Architecture for Computer Vision, CVPR 2016 "
                    "(arXiv:1512.00567)",
+    "GoogLeNet": "C. Szegedy, W. Liu, Y. Jia, P. Sermanet, S. Reed, D. Anguelov, D. Erhan, "
+                 "V. Vanhoucke and A. Rabinovich, Going Deeper with Convolutions, CVPR 2015 "
+                 "(arXiv:1409.4842)",
     "ResNet": "K. He, X. Zhang, S. Ren and J. Sun, Deep Residual Learning for Image "
               "Recognition, CVPR 2016 (arXiv:1512.03385)",
     "ResNeXt": "S. Xie, R. Girshick, P. Dollar, Z. Tu and K. He, Aggregated Residual "
