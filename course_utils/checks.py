@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Sequence, Tuple, Type
 
 __all__ = ["BadValue", "Cases", "Forbidden", "boolean", "divides", "formula_only", "int_pair",
-           "integer", "number", "one_of"]
+           "integer", "number", "one_of", "switched_off"]
 
 
 class BadValue(ValueError):
@@ -282,11 +282,13 @@ _FORBIDDEN_NAMES = re.compile(r"conv|pool|fold|interpolate|upsample")
 
 
 @contextlib.contextmanager
-def formula_only(reason: str = "this exercise asks for a formula"):
+def formula_only(reason: str = "this exercise asks for a formula", *, build: bool = True):
     """While the block runs, PyTorch cannot compute a convolution, a pooling, an unfold or
     a module's forward: every function of torch and torch.nn.functional whose name holds
     conv, pool, fold, interpolate or upsample, Tensor.unfold and nn.Module.__call__ raise
-    Forbidden, naming themselves and `reason`. Everything is put back on leaving."""
+    Forbidden, naming themselves and `reason`. With build=False no module can even be
+    constructed (nn.Module.__init__ raises too: a model built on the meta device and
+    counted is refused). Everything is put back on leaving."""
     import torch
     import torch.nn.functional as F
 
@@ -309,6 +311,8 @@ def formula_only(reason: str = "this exercise asks for a formula"):
                     switch_off(module, name, f"{prefix}.{name}")
         switch_off(torch.Tensor, "unfold", "Tensor.unfold")
         switch_off(torch.nn.Module, "__call__", "running a torch.nn module")
+        if not build:
+            switch_off(torch.nn.Module, "__init__", "constructing a torch.nn module")
         yield
     finally:
         for owner, name, before in reversed(saved):
@@ -316,3 +320,28 @@ def formula_only(reason: str = "this exercise asks for a formula"):
                 delattr(owner, name)
             else:
                 setattr(owner, name, before)
+
+
+@contextlib.contextmanager
+def switched_off(module, reason: str):
+    """While the block runs, every function defined in `module` (a module of the kit that
+    would solve the exercise, e.g. course_utils.stats) raises Forbidden naming the module and
+    `reason`, also where an answer took it by name before the block (the functions' code is
+    swapped, not the names). Everything is put back on leaving."""
+    message = f"{module.__name__} is switched off in this check: {reason}"
+    ns: dict = {}
+    # no free variables, so the code fits any plain function; Forbidden found by import
+    exec("def forbidden(*args, **kwargs):\n"
+         "    raise __import__('course_utils.checks', fromlist=['Forbidden']).Forbidden("
+         f"{message!r})\n", ns)
+    code = ns["forbidden"].__code__
+    saved = {f: f.__code__ for f in vars(module).values()
+             if getattr(f, "__module__", None) == module.__name__
+             and hasattr(f, "__code__") and not f.__code__.co_freevars}
+    try:
+        for f in saved:
+            f.__code__ = code
+        yield
+    finally:
+        for f, code_before in saved.items():
+            f.__code__ = code_before

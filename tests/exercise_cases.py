@@ -86,3 +86,47 @@ def assert_wrong_below_full(scored: dict, wrong: dict, exercise: str, key: str) 
         assert r.score == pytest.approx(expected, abs=1e-4), (what, r)
         if expected:
             assert r.reason.startswith(f"partial credit {expected:g} of {r.points:g} ("), r
+
+
+def edit(source: str, old: str, new: str) -> str:
+    """A wrong answer made from a solution by replacing `old` (which must be there: an
+    edited solution fails the test instead of quietly testing something else)."""
+    assert old in source, f"not in the solution any more: {old!r}"
+    return source.replace(old, new)
+
+
+# ------------------------------------------------------------------ the tests every lesson runs
+# A lesson's file defines LESSON (lesson_path(...)) and WRONG, and imports what follows with
+# `from exercise_cases import *`: pytest then collects these tests in that module, and
+# pytest_generate_tests gives the last one one case per wrong answer.
+
+def pytest_generate_tests(metafunc):
+    if {"exercise", "key"} <= set(metafunc.fixturenames):
+        ids = wrong_ids(metafunc.module.WRONG)
+        metafunc.parametrize("exercise,key", ids, ids=[f"{e}-{k}" for e, k in ids])
+
+
+@pytest.fixture(scope="module")
+def scored(request):
+    return score_all(request.module.LESSON, request.module.WRONG)
+
+
+def test_every_exercise_keeps_wrong_answers(request):
+    assert_every_exercise_has_wrong_answers(request.module.LESSON, request.module.WRONG)
+
+
+def test_solutions_score_full_marks(scored):
+    assert_solutions_full(scored)
+
+
+def test_untouched_answers_score_zero(scored):
+    assert_untouched_zero(scored)
+
+
+def test_a_wrong_answer_scores_less_than_full_marks(request, scored, exercise, key):
+    assert_wrong_below_full(scored, request.module.WRONG, exercise, key)
+
+
+__all__ = ["lesson_path", "solution_sources", "edit", "pytest_generate_tests", "scored",
+           "test_every_exercise_keeps_wrong_answers", "test_solutions_score_full_marks",
+           "test_untouched_answers_score_zero", "test_a_wrong_answer_scores_less_than_full_marks"]

@@ -367,6 +367,29 @@ def test_formula_only_switches_off_convolutions_and_modules_then_puts_them_back(
     assert torch.equal(F.max_pool2d(x, 2), torch.ones(1, 1, 2, 2)) and x.unfold(2, 2, 1).shape == (1, 1, 3, 4, 2)
 
 
+def test_formula_only_without_building_refuses_even_the_meta_device():
+    nn.Linear(2, 2)                                   # built as usual before
+    with formula_only("exercise 9 asks for a formula", build=False):
+        with pytest.raises(Forbidden, match="constructing a torch.nn module is switched off in this check"):
+            with torch.device("meta"):
+                nn.Linear(10 ** 6, 10 ** 6)
+        assert (torch.ones(3) * 2).sum() == 6
+    with torch.device("meta"):
+        assert nn.Linear(10 ** 6, 10 ** 6).weight.shape == (10 ** 6, 10 ** 6)
+
+
+def test_switched_off_reaches_a_function_taken_by_name_then_puts_it_back():
+    from course_utils import stats
+    from course_utils.checks import switched_off
+    taken = stats.t_quantile                          # as an answer cell would import it
+    before = taken(0.975, 4)
+    with switched_off(stats, "compute it yourself"):
+        for fn in (lambda: taken(0.975, 4), lambda: stats.t_quantile(0.975, 4)):
+            with pytest.raises(Forbidden, match="course_utils.stats is switched off in this check: compute it"):
+                fn()
+    assert taken(0.975, 4) == before == pytest.approx(2.7764, abs=1e-4)
+
+
 def test_score_check_reads_partial_credit_as_nbgrader_does():
     def stdout(text):
         return {"output_type": "stream", "name": "stdout", "text": text}

@@ -1,11 +1,8 @@
 """Lesson 07's exercises (issue 18): the solutions score full marks, the untouched student
 stubs 0, and plausible wrong answers less than full marks, with the partial credit each gets
 (deterministic: every case is a fixed number, scored by course_utils.answers.check_answers)."""
-import pytest
-
-from exercise_cases import (assert_every_exercise_has_wrong_answers, assert_solutions_full,
-                            assert_untouched_zero, assert_wrong_below_full, lesson_path,
-                            score_all, wrong_ids)
+from exercise_cases import *  # noqa: F401,F403 (the tests every lesson runs, and its helpers)
+from exercise_cases import edit, lesson_path, solution_sources
 
 LESSON = lesson_path("07_table1")
 
@@ -102,25 +99,8 @@ WRONG = {
 }
 
 
-@pytest.fixture(scope="module")
-def scored():
-    return score_all(LESSON, WRONG)
-
-
-def test_every_exercise_keeps_wrong_answers():
-    assert_every_exercise_has_wrong_answers(LESSON, WRONG)
-
-
-def test_solutions_score_full_marks(scored):
-    assert_solutions_full(scored)
-
-
-def test_untouched_answers_score_zero(scored):
-    assert_untouched_zero(scored)
-
-
-@pytest.mark.parametrize("exercise,key", wrong_ids(WRONG), ids=[f"{e}-{k}" for e, k in wrong_ids(WRONG)])
-def test_a_wrong_answer_scores_less_than_full_marks(scored, exercise, key):
-    assert_wrong_below_full(scored, WRONG, exercise, key)
-    if key == "library":
-        assert scored["wrong"][(exercise, key)].reason.startswith("RuntimeError: course_utils.stats is switched off")
+def test_calling_the_kits_statistics_is_refused(scored):
+    assert any(k == "library" for _, k in scored["wrong"]), "no such wrong answer kept"
+    for (exercise, key), r in scored["wrong"].items():
+        if key == "library":
+            assert r.reason.startswith("Forbidden: course_utils.stats is switched off")
