@@ -49,6 +49,11 @@ WRONG = {
          "def separable_conv2d(x, w_depthwise, w_pointwise, stride=1, padding=0, dilation=1):\n"
          "    d = F.conv2d(x, w_depthwise, stride=stride, padding=padding, dilation=dilation, groups=x.shape[1])\n"
          "    return F.conv2d(d, w_pointwise)\n", 0.0),
+        ("conv2d_alias", "torch's convolution called under a name imported before the check",
+         "from torch.nn.functional import conv2d\n\n"
+         "def separable_conv2d(x, w_depthwise, w_pointwise, stride=1, padding=0, dilation=1):\n"
+         "    d = conv2d(x, w_depthwise, stride=stride, padding=padding, dilation=dilation, groups=x.shape[1])\n"
+         "    return conv2d(d, w_pointwise)\n", 0.0),
     ],
     "ex3_decide_relu": [
         ("z", "1.96 (the normal quantile) instead of Student's t",
@@ -71,6 +76,12 @@ WRONG = {
         ("kit", "the kit's paired interval called (course_utils.stats)",
          "def decide_relu(none, relu):\n"
          "    iv = stats.paired_interval(none, relu)\n"
+         "    return iv.mean, iv.low, iv.high, 'hurts' if iv.high < 0 else 'helps' if iv.low > 0 else 'unresolved'\n",
+         0.0),
+        ("kit_alias", "the kit's paired interval imported by name before the check",
+         "from course_utils.stats import paired_interval\n\n"
+         "def decide_relu(none, relu):\n"
+         "    iv = paired_interval(none, relu)\n"
          "    return iv.mean, iv.low, iv.high, 'hurts' if iv.high < 0 else 'helps' if iv.low > 0 else 'unresolved'\n",
          0.0),
     ],
@@ -100,6 +111,7 @@ def test_a_wrong_answer_scores_less_than_full_marks(scored, exercise, key):
 
 
 @pytest.mark.parametrize("exercise,key", [("ex1_sep_cost", "built"), ("ex2_sep_from_weights", "conv2d"),
-                                          ("ex3_decide_relu", "kit")])
+                                          ("ex2_sep_from_weights", "conv2d_alias"), ("ex3_decide_relu", "kit"),
+                                          ("ex3_decide_relu", "kit_alias")])
 def test_what_the_exercise_asks_to_compute_cannot_be_called(scored, exercise, key):
     assert scored["wrong"][(exercise, key)].reason.startswith("Forbidden: "), scored["wrong"][(exercise, key)]
