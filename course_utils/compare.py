@@ -12,8 +12,10 @@ the choice tested once.
     print(study.test(chosen))                          # the test split, once
 
 Seed s of every configuration starts from the same torch seed (initial weights where the
-architectures allow, and the same data order: the engine seeds the loader from
-``config.seed``), so configurations are compared in pairs by seed (course_utils.stats).
+architectures allow) and sees the same training batches in the same order with the same
+augmentation draws (``DataBundle.with_seed(s)``: the split stays the study's), so
+configurations are compared in pairs by seed (course_utils.stats); another seed changes
+both the initial weights and the data order.
 Training runs see no test split (``DataBundle.test`` is None for ``fit``); the test
 split is evaluated by :meth:`Study.test` alone, for one configuration, once: asking for
 a second configuration afterwards is an error, because a choice made after looking at
@@ -77,7 +79,7 @@ class Study:
         torch.manual_seed(seed)
         model = make_model()
         cfg = dataclasses.replace(config, seed=seed, out=None, verbose=False, progress=False)
-        res = fit(model, self._train_data, cfg, callbacks=callbacks)
+        res = fit(model, self._train_data.with_seed(seed), cfg, callbacks=callbacks)
         last = res.history[-1]
         return SeedRun(label, seed, 100 * last["val_acc"], 100 * last["train_acc"],
                        res.history, res.model, sum(r["seconds"] for r in res.history))

@@ -38,6 +38,8 @@ resumed and distributed runs reproducible.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -331,6 +333,20 @@ class DataBundle:
     def set_epoch(self, epoch: int) -> None:
         """Call at the start of each epoch: new shuffle and new augmentation draws."""
         self.train.batch_sampler.set_epoch(epoch)
+
+    def with_seed(self, seed: int) -> "DataBundle":
+        """The same split (the same images in train, val and test), with the training
+        batches' order and augmentation draws taken from `seed`: what a run with another
+        seed on this bundle should see (compare.Study). The images are shared, not copied."""
+        checks.integer("seed", seed, 0)
+        old = self.train
+        ds, sampler = copy.copy(old.dataset), copy.copy(old.batch_sampler)
+        if hasattr(ds, "seed"):
+            ds.seed = seed
+        sampler.seed, sampler.epoch = seed, 0
+        train = DataLoader(ds, batch_sampler=sampler, collate_fn=old.collate_fn,
+                           num_workers=old.num_workers, persistent_workers=False)
+        return dataclasses.replace(self, train=train)
 
     def recipe(self) -> dict:
         """What this data is, as the TrainConfig fields that would build it again

@@ -3,6 +3,7 @@
 import math
 
 import pytest
+import torch
 from torch import nn
 
 from course_utils.compare import SeedRun, Study
@@ -49,6 +50,29 @@ def test_training_runs_see_no_test_split_and_seeds_pair(study):
     assert again.runs["narrow"][1].val_acc == study.runs["narrow"][1].val_acc
     ctrl = study.values("narrow (control: seeds +1000)")
     assert ctrl != study.values("narrow")
+
+
+def _first_batches(bundle, epochs=2):
+    out = []
+    for e in range(epochs):
+        bundle.set_epoch(e)
+        x, y = next(iter(bundle.train))
+        out.append((x.clone(), y.clone()))
+    return out
+
+
+def test_another_seed_draws_another_data_order_on_the_same_split():
+    d = synthetic_bundle(n_train=96, n_val=32, n_test=32, batch_size=16, augment=True)
+    a, a2, b = d.with_seed(1), d.with_seed(1), d.with_seed(2)
+    for (xa, ya), (xa2, ya2) in zip(_first_batches(a), _first_batches(a2)):
+        assert torch.equal(xa, xa2) and torch.equal(ya, ya2)          # a seed repeats itself
+    assert not any(torch.equal(ya, yb) and torch.equal(xa, xb)
+                   for (xa, ya), (xb, yb) in zip(_first_batches(a), _first_batches(b)))
+    # the split is the study's: the same images behind train, val and test, shared not copied
+    assert b.train.dataset.images.data_ptr() == d.train.dataset.images.data_ptr()
+    assert b.val is d.val and b.test is d.test and d.train.batch_sampler.seed == 0
+    with pytest.raises(ValueError, match="seed"):
+        d.with_seed(-1)
 
 
 def test_table_and_verdicts_with_hand_computed_numbers():
