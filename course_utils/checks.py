@@ -286,7 +286,8 @@ def formula_only(reason: str = "this exercise asks for a formula", *, build: boo
     """While the block runs, PyTorch cannot compute a convolution, a pooling, an unfold or
     a module's forward: every function of torch and torch.nn.functional whose name holds
     conv, pool, fold, interpolate or upsample, Tensor.unfold and nn.Module.__call__ raise
-    Forbidden, naming themselves and `reason`. With build=False no module can even be
+    Forbidden, naming themselves and `reason`, also under a name an answer imported before
+the block. With build=False no module can even be
     constructed (nn.Module.__init__ raises too: a model built on the meta device and
     counted is refused). Everything is put back on leaving."""
     import torch
@@ -294,6 +295,16 @@ def formula_only(reason: str = "this exercise asks for a formula", *, build: boo
 
     missing = object()
     saved = []
+
+    class Refuse(torch.overrides.TorchFunctionMode):
+        """PyTorch hands every call of its functions to this mode, whatever the name it
+        was imported under (from torch.nn.functional import conv2d)."""
+
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            name = getattr(func, "__name__", "")
+            if _FORBIDDEN_NAMES.search(name.lower()):
+                raise Forbidden(f"{name} is switched off in this check: {reason}")
+            return func(*args, **(kwargs or {}))
 
     def switch_off(owner, name, shown):
         def forbidden(*args, **kwargs):
@@ -313,7 +324,8 @@ def formula_only(reason: str = "this exercise asks for a formula", *, build: boo
         switch_off(torch.nn.Module, "__call__", "running a torch.nn module")
         if not build:
             switch_off(torch.nn.Module, "__init__", "constructing a torch.nn module")
-        yield
+        with Refuse():      # the same functions under a name imported before the block
+            yield
     finally:
         for owner, name, before in reversed(saved):
             if before is missing:

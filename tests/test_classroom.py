@@ -355,15 +355,17 @@ def test_a_slow_case_fails_alone_and_an_outer_alarm_survives():
 def test_formula_only_switches_off_convolutions_and_modules_then_puts_them_back():
     x, k = torch.ones(1, 1, 4, 4), torch.ones(1, 1, 3, 3)
     before = F.conv2d(x, k)
+    from torch.nn.functional import conv2d as taken, max_pool2d as taken_pool   # as an answer would
     with formula_only("exercise 9 asks for a formula"):
-        for fn in (lambda: F.conv2d(x, k), lambda: torch.conv2d(x, k),
+        for fn in (lambda: taken(x, k), lambda: taken_pool(x, 2),
+                   lambda: F.conv2d(x, k), lambda: torch.conv2d(x, k),
                    lambda: F.conv_transpose2d(x, k), lambda: F.max_pool2d(x, 2),
                    lambda: F.avg_pool2d(x, 2), lambda: F.unfold(x, 3), lambda: x.unfold(2, 2, 1),
                    lambda: nn.Linear(4, 4)(x), lambda: nn.Identity()(x)):
             with pytest.raises(Forbidden, match="switched off in this check: exercise 9 asks"):
                 fn()
         assert (x + 1).sum() == 32                    # arithmetic still works
-    assert torch.equal(F.conv2d(x, k), before) and nn.Identity()(x) is x
+    assert torch.equal(F.conv2d(x, k), before) and torch.equal(taken(x, k), before) and nn.Identity()(x) is x
     assert torch.equal(F.max_pool2d(x, 2), torch.ones(1, 1, 2, 2)) and x.unfold(2, 2, 1).shape == (1, 1, 3, 4, 2)
 
 
