@@ -275,11 +275,9 @@ def provenance(command: Optional[str] = None, device: str = "auto") -> dict:
     except ValueError:
         dev = None
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=str(REPO),
-                                capture_output=True, text=True, timeout=10).stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        commit = None
+    from .devices import source_commit
+
+    commit = source_commit()
     return {"date": time.strftime("%Y-%m-%d %H:%M:%S %z"), "host": socket.gethostname(),
             "device": str(dev) if dev is not None else device, "gpu": gpu,
             "cpu_threads": torch.get_num_threads(), "torch": torch.__version__,

@@ -28,7 +28,7 @@ from . import checks
 from .config import AMP_CHOICES, CHANNELS_LAST_CHOICES, ConfigError, TrainConfig
 from .env import resolve_device, seed_everything
 
-__all__ = ["AmpSettings", "DistInfo", "Placement", "all_reduce_", "amp_settings", "cpu_has_fast_bf16",
+__all__ = ["source_commit", "AmpSettings", "DistInfo", "Placement", "all_reduce_", "amp_settings", "cpu_has_fast_bf16",
            "backend_flags", "current_dist", "describe_device", "dist_from_env",
            "init_distributed", "placement", "prepare_process", "use_channels_last",
            "wrap_model"]
@@ -278,6 +278,21 @@ def wrap_model(model: nn.Module, config: TrainConfig, where: Placement):
         train_model = torch.compile(train_model)
         eval_model = torch.compile(raw) if train_model is not raw else train_model
     return raw, train_model, eval_model
+
+
+def source_commit() -> Optional[str]:
+    """The short git commit of the kit's checkout, or None where there is no git or no
+    checkout (an installed copy): what a run's summary and a results file record."""
+    import subprocess
+    from pathlib import Path
+
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"],
+                             cwd=str(Path(__file__).resolve().parents[1]),
+                             capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
 
 
 def describe_device(device: torch.device, dist: DistInfo) -> dict:

@@ -85,7 +85,13 @@ def rebuild_table(folder, meta: Optional[dict] = None) -> list[dict]:
     present = {d.name for d in folder.iterdir() if d.is_dir()}
     rows = [r for r in TABLE1 if r.name in present]
     rows += [control_row(r) for r in TABLE1 if f"{r.name}_control" in present]
-    seeds, first = int(meta["seeds"]), int(meta.get("first_seed", 0))
+    # every seed folder present counts, whichever --seeds the last invocation had (one
+    # may have run the extra rows at 2 seeds after the main rows at 3)
+    found = {int(p.name.removeprefix("seed")) for r in rows for p in (folder / r.name).glob("seed*")
+             if p.name.removeprefix("seed").isdigit() and (p / "summary.json").is_file()}
+    first = min(found, default=int(meta.get("first_seed", 0)))
+    seeds = max(int(meta["seeds"]) if not found else 0, max(found, default=first) - first + 1)
+    meta.update(seeds=seeds, first_seed=first)
     results = {}
     for row in rows:
         for k in range(seeds):
@@ -242,10 +248,57 @@ def load_checkpoint_model(run, root: Optional[Path] = None):
     return model, info
 
 
-def _run_results(meta: dict, row: str, seed: int, summary: dict, run_dir: str) -> dict:
+def _rel_out(meta: dict, default: str) -> str:
+    """The results folder a command wrote, relative to the kit where it lies inside it."""
+    out = meta.get("out")
+    if not out:
+        return default
+    try:
+        return str(Path(out).resolve().relative_to(REPO))
+    except ValueError:
+        return str(out)
+
+
+def run_command(meta: dict, row: str, seed: int) -> str:
+    """The runner's command that trains this one run (row or variant, seed) again, into the
+    folder it came from (where it is finished, it is read back): for Table 1 the row (a
+    control row: its base row with --control), for a study every variant at that seed."""
+    if meta.get("study"):
+        study = meta["study"]
+        return (f"python -m course_utils.refstudy {study} --seeds 1 --first-seed {seed} --jobs 1 "
+                f"--out {_rel_out(meta, f'build/reference/{study}')}")
+    base, control = (row[:-len("_control")], True) if row.endswith("_control") else (row, False)
+    flags = "".join(f" --{k.replace('_', '-')} {v}" for k, v in sorted((meta.get("overrides") or {}).items())
+                    if k in ("epochs", "dataset", "device", "data_root") and v is not None)
+    return (f"python -m course_utils.ablate table1 --mode {meta.get('mode', 'reference')} --rows {base} "
+            f"--seeds 1 --first-seed {seed} --control {base if control else 'none'} --jobs 1"
+            f"{flags} --out {_rel_out(meta, 'build/reference/table1')}")
+
+
+def _run_results(meta: dict, row: str, seed: int, summary: dict, run_dir: str,
+                 before: Optional[dict] = None) -> dict:
+    """results.json of one published run. Its provenance is the run's own: when and at
+    which commit it finished, on how many threads (summary.json records these since
+    2026-12-07; for a run trained before, the date and commit of the command that collected
+    it, said so in date_note), the runner's command for this row and seed, and the
+    training command itself. `before`: the run's results.json as published earlier."""
     prov = dict(meta.get("provenance") or {})
+    prov.pop("command", None)
+    dev = summary.get("device") or {}
     cfg = summary.get("config") or {}
-    prov.update(seed=cfg.get("seed"), table_seed=seed, precision=summary.get("precision"),
+    if summary.get("finished"):
+        prov.update(date=summary["finished"], git_commit=summary.get("git_commit"))
+    else:
+        old = (before or {}).get("provenance") or {}
+        if old.get("date"):
+            prov.update(date=old["date"], git_commit=old.get("git_commit"))
+        prov["date_note"] = ("date and git_commit: when the runner's command that trained or "
+                             "collected this run started (its summary.json does not say when "
+                             "the run finished)")
+    prov.update(cpu_threads=dev.get("cpu_threads", prov.get("cpu_threads")),
+                torch=dev.get("torch", prov.get("torch")),
+                seed=cfg.get("seed"), table_seed=seed, precision=summary.get("precision"),
+                command=run_command(meta, row, seed),
                 run_command=f"python -m course_utils.train --config {run_dir}/config.json "
                             f"--out {run_dir} --resume")
     return {"row": row, "seed": seed, "status": summary.get("status"),
@@ -292,7 +345,8 @@ def _weights(run_dir: Path, summary: dict) -> dict:
             "torch": str(torch.__version__)}
 
 
-def publish(runs, into, *, checkpoints: Sequence[str] = (), log=print) -> dict:
+def publish(runs, into, *, checkpoints: Sequence[str] = (), refresh_provenance: bool = False,
+            log=print) -> dict:
     """Copy a results folder's finished runs into `into` (see the module docstring);
     returns {"runs": n, "checkpoints": [paths], "bytes": total}. Nothing is written
     unless every named checkpoint fits the size limits."""
@@ -334,13 +388,14 @@ def publish(runs, into, *, checkpoints: Sequence[str] = (), log=print) -> dict:
         # trained it) stays as it was, whichever invocation publishes now
         same = ((dest / "results.json").is_file() and (dest / "summary.json").is_file()
                 and (dest / "summary.json").read_text() == summary_path.read_text())
+        before = json.loads((dest / "results.json").read_text()) if same else None
         dest.mkdir(parents=True, exist_ok=True)
         for f in RUN_FILES:
             atomic_write_text(dest / f, (d / f).read_text())
         seed = int(d.name.removeprefix("seed"))
-        if not same:
+        if not same or refresh_provenance:
             atomic_write_text(dest / "results.json", json.dumps(
-                _run_results(meta, d.parent.name, seed, summary, rel), indent=2) + "\n")
+                _run_results(meta, d.parent.name, seed, summary, rel, before), indent=2) + "\n")
         n += 1
     for name, blob in blobs.items():
         atomic_write_bytes(into / name / "model.pt", blob)
@@ -433,6 +488,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("into")
     p.add_argument("--checkpoint", action="append", default=[], metavar="ROW/seedK",
                    help="also store this run's final weights (at most 1 MB)")
+    p.add_argument("--refresh-provenance", action="store_true",
+                   help="rewrite the results.json of runs published before as well (their date "
+                        "and commit are kept where summary.json does not record them)")
     p = sub.add_parser("show", help="print a stored folder's results.md")
     p.add_argument("folder")
     p = sub.add_parser("first-epoch", help="train a stored run's first epoch again and compare")
@@ -443,7 +501,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--data-root", default=None)
     a = ap.parse_args(argv)
     if a.command == "publish":
-        publish(a.runs, a.into, checkpoints=a.checkpoint)
+        publish(a.runs, a.into, checkpoints=a.checkpoint, refresh_provenance=a.refresh_provenance)
     elif a.command == "show":
         print(show(a.folder))
     elif a.command == "first-epoch":

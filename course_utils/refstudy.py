@@ -31,6 +31,7 @@ import argparse
 import concurrent.futures as cf
 import json
 import re
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -415,7 +416,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         res = run_study(a.study, out=a.out or f"build/reference/{a.study}",
                         seeds=range(a.first_seed, a.first_seed + a.seeds), jobs=a.jobs,
-                        overrides=over, force=a.force)
+                        overrides=over, force=a.force,
+                        command=" ".join(["python", "-m", "course_utils.refstudy",
+                                          *(argv if argv is not None else sys.argv[1:])]))
     except ConfigError as e:
         ap.error(str(e))
     print(markdown(res))

@@ -70,7 +70,7 @@ from .data import SYNTHETIC, SYNTHETIC_CLASSES, SYNTHETIC_SIZES  # noqa: F401  (
 from .devices import (  # noqa: F401  (re-exported)
     AmpSettings, DistInfo, Placement, all_reduce_, amp_settings, backend_flags, barrier,
     broadcast_buffers, current_dist, describe_device, dist_from_env, init_distributed,
-    placement, prepare_process, use_channels_last, wrap_model)
+    placement, prepare_process, source_commit, use_channels_last, wrap_model)
 from .files import atomic_write_bytes, atomic_write_text  # noqa: F401  (re-exported)
 from .schedule import EarlyStopping, LRSchedule, PlateauRule, lr_factor  # noqa: F401
 from .summary import (  # noqa: F401  (re-exported)
@@ -450,6 +450,8 @@ def _finish(run: _Run, data) -> dict:
         test_acc_best=None if test_best is None else test_best["acc"],
         wall_seconds_this_session=time.perf_counter() - run.t_start,
         train_seconds_total=sum(r["seconds"] for r in run.history),
+        # when and from which commit this run finished: its provenance (reference.publish)
+        finished=time.strftime("%Y-%m-%d %H:%M:%S %z"), git_commit=source_commit(),
     )
     if run.out is not None and run.where.dist.is_main:
         atomic_write_text(run.out / "summary.json", to_json(summary))

@@ -214,9 +214,54 @@ def test_publishing_again_keeps_each_runs_own_provenance(tmp_path):
     meta["provenance"].update(date="day two", command="second")
     (runs / "results.json").write_text(json.dumps({"meta": meta, "rows": [{"name": "densenet"}]}))
     reference.publish(runs, into, log=lambda *_: None)
-    first = json.loads((into / "densenet" / "seed0" / "results.json").read_text())["provenance"]
-    second = json.loads((into / "densenet" / "seed1" / "results.json").read_text())["provenance"]
-    assert (first["date"], first["command"]) == ("day one", "first")
-    assert (second["date"], second["command"]) == ("day two", "second")
+
+    def prov(row, seed):
+        return json.loads((into / row / f"seed{seed}" / "results.json").read_text())["provenance"]
+
+    # a summary without its finishing time: the date of the invocation that published it
+    # first, said so; the command is the one that trains this row and seed, not the
+    # invocation's (which may have named other rows)
+    first, second = prov("densenet", 0), prov("densenet", 1)
+    assert (first["date"], second["date"]) == ("day one", "day two") and "date_note" in first
+    assert first["command"] == ("python -m course_utils.ablate table1 --mode reference --rows densenet "
+                                "--seeds 1 --first-seed 0 --control none --jobs 1 --out o")
+    assert second["command"].replace("--first-seed 1", "--first-seed 0") == first["command"]
     table = json.loads((into / "results.json").read_text())["rows"]
     assert [r["seeds_done"] for r in table if r["name"] == "densenet"] == [2]
+
+    # a run that records when and at which commit it finished (train does since 2026-12-07),
+    # a control row, and a third seed while the last invocation said --seeds 2: the stored
+    # table counts every stored seed
+    _table_run(runs, "densenet", 2, 0.63, 0.7)
+    summary = json.loads((runs / "densenet" / "seed2" / "summary.json").read_text())
+    summary.update(finished="2026-12-07 16:00:00 +0000", git_commit="abc1234", device={"cpu_threads": 1})
+    (runs / "densenet" / "seed2" / "summary.json").write_text(json.dumps(summary))
+    _table_run(runs, "densenet_control", 0, 0.61, 0.7)
+    meta["provenance"].update(date="day three", command="third", cpu_threads=2)
+    (runs / "results.json").write_text(json.dumps({"meta": meta, "rows": [{"name": "densenet"}]}))
+    reference.publish(runs, into, log=lambda *_: None)
+    third = prov("densenet", 2)
+    assert (third["date"], third["git_commit"], third["cpu_threads"]) == ("2026-12-07 16:00:00 +0000", "abc1234", 1)
+    assert "date_note" not in third
+    assert prov("densenet_control", 0)["command"] == (
+        "python -m course_utils.ablate table1 --mode reference --rows densenet "
+        "--seeds 1 --first-seed 0 --control densenet --jobs 1 --out o")
+    table = {r["name"]: r for r in json.loads((into / "results.json").read_text())["rows"]}
+    assert table["densenet"]["seeds_done"] == 3 and table["densenet_control"]["status"] == "1/3 seeds"
+
+    # --refresh-provenance rewrites a run published before, keeping its date
+    (into / "densenet" / "seed0" / "results.json").write_text(json.dumps(
+        {"provenance": {"date": "day one", "git_commit": "old", "command": "a wrong one"}}))
+    reference.publish(runs, into, log=lambda *_: None)
+    assert prov("densenet", 0)["command"] == "a wrong one"          # kept without the flag
+    reference.publish(runs, into, refresh_provenance=True, log=lambda *_: None)
+    assert prov("densenet", 0)["command"] == first["command"]
+    assert (prov("densenet", 0)["date"], prov("densenet", 0)["git_commit"]) == ("day one", "old")
+
+
+def test_a_study_runs_provenance_names_the_study_command(tmp_path):
+    meta = {"study": "spectrum", "out": str(tmp_path / "sp"), "provenance": {"date": "d", "command": "x"}}
+    res = reference._run_results(meta, "extreme", 2, {"status": "completed", "config": {"seed": 2}},
+                                 "extreme/seed2")
+    assert res["provenance"]["command"] == (f"python -m course_utils.refstudy spectrum --seeds 1 "
+                                            f"--first-seed 2 --jobs 1 --out {tmp_path / 'sp'}")
