@@ -558,7 +558,8 @@ def _training_here(run_dir: Path) -> bool:
                 cmd = (d / "cmdline").read_bytes()
             except OSError:
                 continue
-            if needle in cmd and (b"course_utils.train" in cmd or b"papermill" in cmd):
+            if needle in cmd and (b"course_utils.train" in cmd or b"papermill" in cmd
+                                   or b"course_utils.kernelpoll" in cmd):
                 return True
     return False
 

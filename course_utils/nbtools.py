@@ -57,6 +57,9 @@ def refresh(path: Path, kernel_name="python3", executed: Path | None = None) -> 
     already run with default parameters, e.g. by the runbook), or by running it now."""
     import papermill as pm
 
+    from .kernelpoll import install
+
+    install()
     src = nbformat.read(path, as_version=4)
     if executed is not None:
         done = {c.get("id"): c for c in nbformat.read(executed, as_version=4).cells}

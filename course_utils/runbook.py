@@ -61,6 +61,9 @@ def run_one(nb, executed, params, *, kernel_name="python3", timeout=None) -> dic
     error (the exception's last line)."""
     import papermill as pm
 
+    from .kernelpoll import install
+
+    install()   # papermill's wait on the kernel, polled in slices: no lost wake-up
     nb = Path(nb)
     headline = Path(params["out_dir"]) / "headline.json"
     headline.unlink(missing_ok=True)

@@ -84,7 +84,8 @@ def run_one(run_dir: Path, config: TrainConfig, force: bool, timeout: Optional[f
         params = {"mode": config.mode, "dataset": config.dataset, "data_root": config.data_root,
                   "seed": config.seed, "epochs": config.epochs, "device": config.device,
                   "out_dir": str(run_dir), "train_config": json.dumps(cfg)}
-        cmd = [sys.executable, "-m", "papermill", str(notebook), str(run_dir / "executed.ipynb"),
+        # papermill's command line with the lost-wake-up guard (course_utils/kernelpoll.py)
+        cmd = [sys.executable, "-m", "course_utils.kernelpoll", str(notebook), str(run_dir / "executed.ipynb"),
                "-y", json.dumps(params), "-k", kernel, "--cwd", str(Path(notebook).parent),
                "--no-progress-bar"]
     env = dict(os.environ, COURSE_PROGRESS="0", PYTHONUNBUFFERED="1")

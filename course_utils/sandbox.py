@@ -379,6 +379,10 @@ def _capped_client(keep: int):
     shortened, so that nbgrader scores the cell as it would the whole output."""
     from nbclient import NotebookClient
 
+    from .kernelpoll import install
+
+    install()   # nbclient's wait on the kernel, polled in slices (course_utils/kernelpoll.py)
+
     class Capped(NotebookClient):
         kept = 0
         dropped = 0

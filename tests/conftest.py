@@ -12,6 +12,12 @@ import matplotlib  # noqa: E402
 
 matplotlib.use("Agg")
 
+# papermill's wait on a kernel polled in slices: without it a notebook run could hang for
+# ever on a lost wake-up (course_utils/kernelpoll.py); installed in every test process
+from course_utils import kernelpoll  # noqa: E402
+
+kernelpoll.install()
+
 
 def _have(name):
     try:
