@@ -8,8 +8,10 @@ the script prints the load average.
 
     .venv/bin/python benchmarks/kernelpoll_hang.py --cells 40 --tries 2 --timeout 300
 
-Measured 2026-12-07 on this 2-core EPYC beside two training runs: plain papermill hung at
-cell 6 in 2 tries of 2; with the guard 2 tries of 2 finished, in 59 and 49 s.
+Measured 2026-12-07 on this 2-core EPYC beside two training runs (load average 2.4-2.9):
+plain papermill hung in 3 tries of 4 (at cells 6, 6 and 17), the fourth finished in 59 s;
+with the guard 4 tries of 4 finished, in 49-59 s (the last run of this command: plain 1 of
+2 hung, guard 2 of 2 finished).
 """
 
 from __future__ import annotations

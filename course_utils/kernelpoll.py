@@ -13,9 +13,10 @@ of :data:`SLICE_S` seconds until a message comes (or the caller's own timeout en
 is kept as it was); after a slice that ended without one it also asks the socket itself
 (``zmq.EVENTS``) and reads a message that is waiting (:data:`MISSED` counts those).
 Measured on this 2-core machine beside two training runs, a notebook of 40 cells that each
-build lesson 03's explorer: without it papermill hung at cell 6 (2 tries of 2, killed after
-300 s and 600 s), with it all 40 cells ran, in 59 and 49 s (2 tries of 2), with MISSED at 0:
-the sliced polls were woken in time. The tests, the runbook, the batch runner and the
+build lesson 03's explorer (benchmarks/kernelpoll_hang.py): without it papermill hung in 3
+tries of 4 (at cells 6, 6 and 17; killed after 180-600 s), the fourth took 59 s; with it
+4 tries of 4 ran every cell, in 49-59 s, with MISSED at 0 each time: the sliced polls were
+woken in time, so what the slices change is the untimed poll itself. The tests, the runbook, the batch runner and the
 sandbox's grading install it before they run a notebook; ``python -m course_utils.kernelpoll
 ARGS`` is papermill's command line with it.
 """
