@@ -181,16 +181,31 @@ def table1_effects(res: dict, claims=TABLE1_CLAIMS) -> list[dict]:
         out.append({"new": new, "old": old, "metric": metric, "what": what, "interval": iv,
                     "report": rd, "finding": stats.finding(iv, 1 if rd > 0 else -1),
                     "verdict": stats.verdict(iv, what, " points")})
+    controls = []
     for ctl in [n for n in by if n.endswith("_control")]:
         base = ctl.removesuffix("_control")
         a, b = (by.get(base) or {}).get("val_by_seed") or {}, by[ctl].get("val_by_seed") or {}
         if set(a) & set(b):
             iv = stats.paired_interval(a, b)
-            out.append({"new": ctl, "old": base, "metric": "val", "interval": iv, "report": 0.0,
-                        "what": f"control ({base} with other seeds minus {base}), validation accuracy",
-                        "finding": "false alarm" if iv.excludes_zero else "noise floor, as expected",
-                        "verdict": stats.verdict(iv, f"control minus {base}", " points")})
-    return out
+            controls.append({"new": ctl, "old": base, "metric": "val", "interval": iv, "report": 0.0,
+                             "what": f"control ({base} with other seeds minus {base}), validation accuracy",
+                             "finding": "false alarm" if iv.excludes_zero else "noise floor, as expected",
+                             "verdict": stats.verdict(iv, f"control minus {base}", " points")})
+    # lesson 07's rule (its exercise 1): where a control's interval excludes 0, two runs of
+    # one configuration seem to differ, so no interval of this table is trusted: every
+    # claim reads "cannot resolve", and its line says what its interval alone would say
+    alarms = [c for c in controls if c["finding"] == "false alarm"]
+    for e in out if alarms else ():
+        c = alarms[0]
+        alone = e["finding"]
+        e.update(finding="cannot resolve", interval_finding=alone)
+        ratio = (f", {abs(e['interval'].mean / c['interval'].mean):.1f} times the control's difference"
+                 if c["interval"].mean else "")
+        e["verdict"] += (f" But the control's interval excludes 0 too ({c['old']} with other seeds minus "
+                         f"{c['old']}: {c['interval'].mean:+.2f} points [{c['interval'].low:+.2f}, "
+                         f"{c['interval'].high:+.2f}]), so this table's intervals are not trusted: cannot "
+                         f"resolve (the interval alone: {alone}{ratio}).")
+    return out + controls
 
 
 def convergence(res: dict, row: str, fraction: float = 0.1) -> dict:

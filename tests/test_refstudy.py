@@ -193,6 +193,32 @@ def test_a_stored_table_counts_every_stored_run_and_reads_against_the_report(tmp
     assert conv[0]["gap"] == pytest.approx(8.0)
 
 
+def test_a_control_that_excludes_zero_leaves_every_claim_unresolved(tmp_path):
+    """Lesson 07's rule (its exercise 1): two runs of one configuration that differ make
+    the table's intervals untrusted; each claim says what its interval alone would say."""
+    folder = tmp_path / "table1"
+    vals = {"densenet_noaug": ([0.60, 0.61, 0.59], 0.95), "densenet": ([0.64, 0.66, 0.645], 0.72),
+            "densenet_control": ([0.63, 0.652, 0.636], 0.72)}
+    for row, (vs, train) in vals.items():
+        for s, v in enumerate(vs):
+            _table_run(folder, row, s, v, train)
+    meta = {"title": "t", "mode": "reference", "seeds": 3, "first_seed": 0, "note": "n", "out": "o",
+            "jobs": 2, "started": "2026-12-07",
+            "provenance": {"date": "2026-12-07", "device": "cpu", "command": "c", "git_commit": "x"}}
+    (folder / "results.json").write_text(json.dumps({"meta": meta, "rows": []}))
+    reference.rebuild_table(folder)
+    eff = {(e["new"], e["old"], e["metric"]): e for e in
+           reference.table1_effects(reference.load("table1", root=tmp_path))}
+    ctl = eff[("densenet_control", "densenet", "val")]
+    assert ctl["finding"] == "false alarm" and ctl["interval"].mean == pytest.approx(-0.9)
+    gap = eff[("densenet", "densenet_noaug", "gap")]
+    assert gap["finding"] == "cannot resolve" and gap["interval_finding"] == "reproduces"
+    assert "control's interval excludes 0 too" in gap["verdict"] and "-0.90 points" in gap["verdict"]
+    val = eff[("densenet", "densenet_noaug", "val")]
+    assert val["finding"] == "cannot resolve" and val["interval_finding"] == "reproduces"
+    assert "5.4 times the control's difference" in val["verdict"]   # +4.83 against -0.90
+
+
 def test_the_stored_densenet_checkpoint_loads_as_the_model_lesson_04_inspects():
     model, info = reference.load_checkpoint_model("table1/densenet/seed0")
     ck = torch.load(reference.REFERENCE_DIR / "table1/densenet/seed0/model.pt", weights_only=True)
