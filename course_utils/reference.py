@@ -199,6 +199,8 @@ def table1_effects(res: dict, claims=TABLE1_CLAIMS) -> list[dict]:
         c = alarms[0]
         alone = e["finding"]
         e.update(finding="cannot resolve", interval_finding=alone)
+        if alone == "cannot resolve":
+            continue
         ratio = (f", {abs(e['interval'].mean / c['interval'].mean):.1f} times the control's difference"
                  if c["interval"].mean else "")
         e["verdict"] += (f" But the control's interval excludes 0 too ({c['old']} with other seeds minus "
