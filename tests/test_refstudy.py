@@ -164,18 +164,24 @@ def _table_run(folder, row, seed, val, train, metrics=(0.3, 0.5, 0.6)):
         "data": {"label": "CIFAR-10 (fake)"}}))
 
 
-def test_a_stored_table_counts_every_stored_run_and_reads_against_the_report(tmp_path):
-    folder = tmp_path / "table1"
-    vals = {"densenet_noaug": ([0.60, 0.61, 0.59], 0.95), "densenet": ([0.64, 0.66, 0.645], 0.72),
-            "dense2net": ([0.63, 0.655, 0.64], 0.73), "densenet_control": ([0.65, 0.64, 0.655], 0.72)}
+def _stored_table(folder, vals):
+    """Finished runs {row: ([val per seed], train)} and a results.json whose runner knew
+    none of them (rebuild_table must find them on disk)."""
     for row, (vs, train) in vals.items():
         for s, v in enumerate(vs):
             _table_run(folder, row, s, v, train)
-    # the runner's last invocation knew only one run: its results.json says so
     meta = {"title": "t", "mode": "reference", "seeds": 3, "first_seed": 0, "note": "n", "out": "o",
             "jobs": 2, "started": "2026-12-07",
             "provenance": {"date": "2026-12-07", "device": "cpu", "command": "c", "git_commit": "x"}}
     (folder / "results.json").write_text(json.dumps({"meta": meta, "rows": []}))
+
+
+def test_a_stored_table_counts_every_stored_run_and_reads_against_the_report(tmp_path):
+    folder = tmp_path / "table1"
+    vals = {"densenet_noaug": ([0.60, 0.61, 0.59], 0.95), "densenet": ([0.64, 0.66, 0.645], 0.72),
+            "dense2net": ([0.63, 0.655, 0.64], 0.73), "densenet_control": ([0.65, 0.64, 0.655], 0.72)}
+    # the runner's last invocation knew only one run: its results.json says so
+    _stored_table(folder, vals)
     table = reference.rebuild_table(folder)
     assert {r["name"]: r["seeds_done"] for r in table} == {
         "densenet_noaug": 3, "densenet": 3, "dense2net": 3, "densenet_control": 3}
@@ -199,13 +205,7 @@ def test_a_control_that_excludes_zero_leaves_every_claim_unresolved(tmp_path):
     folder = tmp_path / "table1"
     vals = {"densenet_noaug": ([0.60, 0.61, 0.59], 0.95), "densenet": ([0.64, 0.66, 0.645], 0.72),
             "densenet_control": ([0.63, 0.652, 0.636], 0.72)}
-    for row, (vs, train) in vals.items():
-        for s, v in enumerate(vs):
-            _table_run(folder, row, s, v, train)
-    meta = {"title": "t", "mode": "reference", "seeds": 3, "first_seed": 0, "note": "n", "out": "o",
-            "jobs": 2, "started": "2026-12-07",
-            "provenance": {"date": "2026-12-07", "device": "cpu", "command": "c", "git_commit": "x"}}
-    (folder / "results.json").write_text(json.dumps({"meta": meta, "rows": []}))
+    _stored_table(folder, vals)
     reference.rebuild_table(folder)
     eff = {(e["new"], e["old"], e["metric"]): e for e in
            reference.table1_effects(reference.load("table1", root=tmp_path))}
