@@ -280,19 +280,28 @@ def wrap_model(model: nn.Module, config: TrainConfig, where: Placement):
     return raw, train_model, eval_model
 
 
-def source_commit() -> Optional[str]:
-    """The short git commit of the kit's checkout, or None where there is no git or no
-    checkout (an installed copy): what a run's summary and a results file record."""
+def source_commit(root=None) -> Optional[str]:
+    """The short git commit of the kit's checkout (`root`, default the folder above this
+    package), with "-dirty" appended where a tracked file of the package (course_utils/)
+    differs from it, or None where there is no git or no checkout (an installed copy): what
+    a run's summary and a results file record."""
     import subprocess
     from pathlib import Path
 
+    root = str(root or Path(__file__).resolve().parents[1])
+
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=10)
+
     try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"],
-                             cwd=str(Path(__file__).resolve().parents[1]),
-                             capture_output=True, text=True, timeout=10)
+        out = git("rev-parse", "--short", "HEAD")
+        if out.returncode != 0 or not out.stdout.strip():
+            return None
+        changed = git("status", "--porcelain", "--untracked-files=no", "--", "course_utils")
     except (OSError, subprocess.SubprocessError):
         return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
+    dirty = changed.returncode == 0 and changed.stdout.strip()
+    return out.stdout.strip() + ("-dirty" if dirty else "")
 
 
 def describe_device(device: torch.device, dist: DistInfo) -> dict:

@@ -294,11 +294,12 @@ def run_command(meta: dict, row: str, seed: int) -> str:
 
 def _run_results(meta: dict, row: str, seed: int, summary: dict, run_dir: str,
                  before: Optional[dict] = None) -> dict:
-    """results.json of one published run. Its provenance is the run's own: when and at
-    which commit it finished, on how many threads (summary.json records these since
-    2026-12-07; for a run trained before, the date and commit of the command that collected
-    it, said so in date_note), the runner's command for this row and seed, and the
-    training command itself. `before`: the run's results.json as published earlier."""
+    """results.json of one published run. Its provenance is the run's own: when it
+    finished and the commit of the code that trained it (the commit when the process that
+    finished it started training, "-dirty" where course_utils/ differed), on how many
+    threads (summary.json records these since 2026-12-07; for a run trained before, the
+    date and commit of the command that collected it, said so in date_note), the runner's
+    command for this row and seed, and the training command itself. `before`: the run's results.json as published earlier."""
     prov = dict(meta.get("provenance") or {})
     prov.pop("command", None)
     dev = summary.get("device") or {}

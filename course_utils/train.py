@@ -315,6 +315,9 @@ def _describe(run: _Run, data) -> dict:
         "channels_last": w.channels_last,
         "compiled": run.config.compile,
         "steps_per_epoch": run.steps_per_epoch,
+        # the code this process runs: the commit when it started training (a commit made
+        # while it trains changes nothing it has imported); its provenance (reference.publish)
+        "git_commit": source_commit(),
     }
 
 
@@ -450,8 +453,8 @@ def _finish(run: _Run, data) -> dict:
         test_acc_best=None if test_best is None else test_best["acc"],
         wall_seconds_this_session=time.perf_counter() - run.t_start,
         train_seconds_total=sum(r["seconds"] for r in run.history),
-        # when and from which commit this run finished: its provenance (reference.publish)
-        finished=time.strftime("%Y-%m-%d %H:%M:%S %z"), git_commit=source_commit(),
+        # when this run finished: its provenance (reference.publish), with git_commit above
+        finished=time.strftime("%Y-%m-%d %H:%M:%S %z"),
     )
     if run.out is not None and run.where.dist.is_main:
         atomic_write_text(run.out / "summary.json", to_json(summary))

@@ -221,6 +221,46 @@ def test_fit_learns_and_writes_its_files(tmp_path):
     assert not list(tmp_path.glob(".*.tmp"))  # no temp file left behind
 
 
+def test_the_commit_recorded_is_the_one_training_started_from(tmp_path, monkeypatch):
+    """A commit made while a run trains changes nothing it has imported: summary.json
+    records the commit when training started, not the one when it finished."""
+    from course_utils import train as train_mod
+
+    head = ["aaaa111"]
+    monkeypatch.setattr(train_mod, "source_commit", lambda *a: head[0])
+
+    class CommitDuringTraining:
+        def on_epoch_end(self, record, history):
+            head[0] = "bbbb222"
+
+    fit(TinyNet(), data(augment=False), small_config(tmp_path, epochs=2),
+        callbacks=[CommitDuringTraining()])
+    s = json.loads((tmp_path / "summary.json").read_text())
+    assert s["git_commit"] == "aaaa111" and s["finished"]
+
+
+def test_source_commit_marks_a_changed_package_dirty(tmp_path):
+    import subprocess
+
+    from course_utils.devices import source_commit
+
+    assert source_commit(tmp_path) is None                       # no checkout
+    git = lambda *a: subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *a],
+                                    cwd=tmp_path, check=True, capture_output=True, text=True)
+    git("init", "-q")
+    (tmp_path / "course_utils").mkdir()
+    (tmp_path / "course_utils" / "m.py").write_text("x = 1\n")
+    (tmp_path / "notes.txt").write_text("a\n")
+    git("add", "."); git("commit", "-qm", "one")
+    head = git("rev-parse", "--short", "HEAD").stdout.strip()
+    assert source_commit(tmp_path) == head
+    (tmp_path / "notes.txt").write_text("b\n")                    # outside the package
+    (tmp_path / "course_utils" / "new.py").write_text("")         # untracked
+    assert source_commit(tmp_path) == head
+    (tmp_path / "course_utils" / "m.py").write_text("x = 2\n")
+    assert source_commit(tmp_path) == head + "-dirty"
+
+
 def test_fit_records_what_the_loaders_really_do(tmp_path):
     d = data(batch_size=16, augment=True, cutout=8)
     res = fit(TinyNet(), d, small_config(None, epochs=1, batch_size=128, augment=False))
