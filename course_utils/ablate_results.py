@@ -197,6 +197,13 @@ def results_markdown(table: list[dict], meta: dict) -> str:
     if verdicts:
         lines += ["", "Comparisons (validation accuracy, paired by seed):", ""]
         lines += [f"- {v}" for v in verdicts]
+        alarms = [r for r in table if r["name"].endswith("_control") and r.get("diff_low") is not None
+                  and (r["diff_low"] > 0 or r["diff_high"] < 0)]
+        for r in alarms:
+            lines += ["", f"**The control's interval excludes 0** ({r['title']}: {_interval(r)}): "
+                      "two runs of one configuration seem to differ, a false alarm of the "
+                      "interval, so no interval of this table is trusted at this budget; each "
+                      "sentence above says what its interval alone shows (lesson 07, exercise 1)."]
     gaps = [r for r in table if r.get("gap_mean") is not None]
     if gaps:
         lines += ["", "The train - validation gap at the best epoch (points, mean ± std over "

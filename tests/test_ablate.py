@@ -293,6 +293,16 @@ def test_each_row_is_compared_with_its_baseline_seed_by_seed():
                                                  "seeds": 3, "jobs": 2, "started": "now", "out": "o"})
     assert "+3.00 [+1.76, +4.24] (3)" in md and "CIFAR-10 sample, 1,500 images" in md
     assert "2 epochs" in md and "Comparisons" in md and "precision bf16" in md
+    assert "control's interval excludes 0" not in md               # the control sits at 0
+    # a control whose interval excludes 0 (diffs -0.45, -0.65, -1.0, the reference run's
+    # false alarm): the table says its intervals are not trusted
+    alarm = dict(accs, **{ctrl.name: [39.55, 40.35, 38.5]})
+    results_alarm = {(n, s): _fake(v) for n, vs in alarm.items() for s, v in enumerate(vs)}
+    table_alarm = summarize([densenet, dense2net, ctrl], 3, results_alarm)
+    md = results_markdown(table_alarm, {"mode": "quick", "note": "n", "seeds": 3, "jobs": 2,
+                                        "started": "now", "out": "o"})
+    assert "control's interval excludes 0** (DenseNet (control: other seeds): -0.70 [-1.39, -0.01] (3))" in md
+    assert "no interval of this table is trusted" in md
     # a missing seed pairs what both have
     del results[("dense2net", 2)]
     part = {r["name"]: r for r in summarize([densenet, dense2net], 3, results)}["dense2net"]
