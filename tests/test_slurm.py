@@ -189,6 +189,13 @@ class LoopbackSlurm:
                 if r.returncode != 0 or not r.stdout.strip():
                     break
                 time.sleep(0.5)
+            # a cancelled job leaves the queue before its slurmstepd has finished its
+            # cleanup (seen: two steps still there at once): give them time to end while
+            # slurmd still answers them; one that outlives this is an orphan
+            for _ in range(60):
+                if not _stepds() - self.stepds_before:
+                    break
+                time.sleep(0.5)
         for name in ("slurmd", "slurmctld", "munged"):
             p = self.procs.get(name)
             if p is not None and p.poll() is None:
