@@ -299,7 +299,8 @@ def _run_results(meta: dict, row: str, seed: int, summary: dict, run_dir: str,
     finished it started training, "-dirty" where course_utils/ differed), on how many
     threads (summary.json records these since 2026-12-07; for a run trained before, the
     date and commit of the command that collected it, said so in date_note), the runner's
-    command for this row and seed, and the training command itself. `before`: the run's results.json as published earlier."""
+    command for this row and seed, and the training command itself. `before`: the run's
+    results.json as published earlier."""
     prov = dict(meta.get("provenance") or {})
     prov.pop("command", None)
     dev = summary.get("device") or {}
